@@ -1,0 +1,262 @@
+//! The ports: what the roles need from the world, each a trait with an embedded implementation
+//! and (later) a distributed one, chosen once at start-up. Domain code names only these traits.
+//!
+//! Store methods answer with the domain's `Error`: `NotFound` and `Conflict` are the cases callers
+//! branch on, `Unavailable` says the database is down, anything else is `Internal`.
+
+use crate::bus::Envelope;
+use crate::model::{
+    Member, Message, OwnUser, Role, Room, SessionRecord, User, UserRecord, Visibility,
+};
+use crate::queue::{Command, Inbound, Outcome};
+use crate::{MessageId, Result, RoomId, SessionId, Timestamp, UserId};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// A new account, hashes already made.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub password_hash: String,
+    pub phrase_hash: String,
+    pub created_at: Timestamp,
+}
+
+/// A change to a profile; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ProfilePatch {
+    pub display_name: Option<String>,
+    /// `Some(None)` clears the address.
+    pub email: Option<Option<String>>,
+    pub email_notifications: Option<bool>,
+}
+
+/// Accounts.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates an account; `Conflict` if the username is taken (case-insensitively).
+    async fn create_user(&self, user: NewUser) -> Result<UserRecord>;
+    /// An account by id.
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>>;
+    /// An account by username, case-insensitively.
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>>;
+    /// The users with these usernames (case-insensitively); unknown names are left out.
+    async fn users_by_usernames(&self, usernames: &[String]) -> Result<Vec<User>>;
+    /// At most `limit` users whose username starts with `prefix`, by username.
+    async fn search_users(&self, prefix: &str, limit: i64) -> Result<Vec<User>>;
+    /// Changes the profile and returns the owner's view.
+    async fn update_profile(&self, id: &UserId, patch: ProfilePatch) -> Result<OwnUser>;
+    /// Replaces the password hash.
+    async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<()>;
+    /// Replaces the password and recovery-phrase hashes together.
+    async fn set_credentials(&self, id: &UserId, password_hash: &str, phrase_hash: &str) -> Result<()>;
+    /// Records when the user was last online.
+    async fn set_last_seen(&self, id: &UserId, at: Timestamp) -> Result<()>;
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rotation {
+    /// The token was current: it is now spent and the new one replaces it.
+    Rotated { session_id: SessionId, user_id: UserId },
+    /// The token had already been spent: the whole session has been revoked.
+    Reused { session_id: SessionId, user_id: UserId },
+    /// Unknown, expired, or of a revoked session.
+    Invalid,
+}
+
+/// Login sessions and their refresh tokens (stored as hashes).
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Creates a session with its first refresh token.
+    async fn create_session(&self, session: SessionRecord, refresh_hash: &str, refresh_expires_at: Timestamp) -> Result<()>;
+    /// A session by id, revoked or not.
+    async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>>;
+    /// The user's sessions that have not ended, newest first.
+    async fn active_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRecord>>;
+    /// Spends `old_hash` and installs `new_hash`, or revokes the session if `old_hash` was spent.
+    async fn rotate_refresh(&self, old_hash: &str, new_hash: &str, now: Timestamp, new_expires_at: Timestamp) -> Result<Rotation>;
+    /// Notes that a session was used.
+    async fn touch_session(&self, id: &SessionId, now: Timestamp) -> Result<()>;
+    /// Ends a session; false if it had already ended or is unknown.
+    async fn revoke_session(&self, id: &SessionId, now: Timestamp) -> Result<bool>;
+    /// Ends every session of a user but `except`; returns the ones ended.
+    async fn revoke_user_sessions(&self, user_id: &UserId, except: Option<&SessionId>, now: Timestamp) -> Result<Vec<SessionId>>;
+}
+
+/// A new group room.
+#[derive(Clone, Debug)]
+pub struct NewRoom {
+    pub id: RoomId,
+    pub name: String,
+    pub topic: Option<String>,
+    pub visibility: Visibility,
+    pub owner_id: UserId,
+    pub created_at: Timestamp,
+}
+
+/// A room together with the caller's membership, if any.
+#[derive(Clone, Debug)]
+pub struct RoomAccess {
+    pub room: Room,
+    pub role: Option<Role>,
+}
+
+/// Rooms, memberships and read markers.
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// Creates a group room with its owner as first member.
+    async fn create_room(&self, room: NewRoom) -> Result<Room>;
+    /// The direct room of two users, created on first call (`true` when created now).
+    async fn direct_room(&self, a: &UserId, b: &UserId, now: Timestamp) -> Result<(Room, bool)>;
+    /// A room and the user's role in it.
+    async fn room_access(&self, room_id: &RoomId, user_id: &UserId) -> Result<Option<RoomAccess>>;
+    /// The user's rooms, with read markers and unread counts.
+    async fn user_rooms(&self, user_id: &UserId) -> Result<Vec<Room>>;
+    /// Ids of the user's rooms.
+    async fn user_room_ids(&self, user_id: &UserId) -> Result<Vec<RoomId>>;
+    /// Public group rooms whose name contains `query` (all when empty), by name.
+    async fn public_rooms(&self, query: &str, limit: i64) -> Result<Vec<Room>>;
+    /// Changes name and topic.
+    async fn update_room(&self, room_id: &RoomId, name: Option<String>, topic: Option<String>) -> Result<Room>;
+    /// The members of a room, owners first.
+    async fn members(&self, room_id: &RoomId) -> Result<Vec<Member>>;
+    /// Adds a member; `Conflict` if already one.
+    async fn add_member(&self, room_id: &RoomId, user_id: &UserId, role: Role, now: Timestamp) -> Result<()>;
+    /// Removes a member; false if they were not one.
+    async fn remove_member(&self, room_id: &RoomId, user_id: &UserId) -> Result<bool>;
+    /// Moves the read marker forward (never back, never past the last seq); returns where it is.
+    async fn mark_read(&self, room_id: &RoomId, user_id: &UserId, seq: i64) -> Result<i64>;
+}
+
+/// A command ready to be applied: reviewed, with its rendering.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub command: Command,
+    /// For creates and edits: the rendered body and the mentioned users.
+    pub html: String,
+    pub mentions: Vec<UserId>,
+    pub now: Timestamp,
+}
+
+/// Which way a history page goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// The newest messages.
+    Latest,
+    /// Messages with a seq below this one, newest of them.
+    Before(i64),
+    /// Messages with a seq above this one, oldest of them.
+    After(i64),
+}
+
+/// Message history.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Applies commands in order in one transaction (group commit). Each gets its own outcome;
+    /// a command that breaks a rule fails alone. An `Err` means nothing was committed.
+    async fn apply(&self, batch: &[Prepared]) -> Result<Vec<Outcome>>;
+    /// One message of a room.
+    async fn message(&self, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>>;
+    /// A page of history in ascending seq, and whether more exist in that direction.
+    async fn history(&self, room_id: &RoomId, page: Page, limit: i64) -> Result<(Vec<Message>, bool)>;
+    /// Full-text search in the user's rooms (or one of them), newest first.
+    async fn search(&self, user_id: &UserId, query: &str, room_id: Option<&RoomId>, limit: i64) -> Result<Vec<Message>>;
+}
+
+/// Everything the store keeps.
+#[async_trait]
+pub trait Store: UserStore + SessionStore + RoomStore + MessageStore {
+    /// `Ok` when the database answers.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Durable, at-least-once hand-off of commands to the workers, partitioned by room so one room's
+/// commands are applied in the order they were queued.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Queues a command; `Unavailable` if it cannot be made durable.
+    async fn push(&self, item: Inbound) -> Result<()>;
+    /// How many partitions there are; each is consumed by one worker at a time.
+    fn partitions(&self) -> usize;
+    /// Takes the consumer of a partition.
+    async fn consumer(&self, partition: usize) -> Result<Box<dyn Consumer>>;
+}
+
+/// A delivery from the queue, to be acknowledged once applied.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub tag: u64,
+    pub item: Inbound,
+}
+
+/// The reading end of one queue partition.
+#[async_trait]
+pub trait Consumer: Send {
+    /// Waits for at least one delivery and returns up to `max`; `None` once the queue is closed
+    /// and drained.
+    async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>>;
+    /// Acknowledges deliveries: they will not be delivered again.
+    async fn ack(&mut self, tags: &[u64]) -> Result<()>;
+}
+
+/// Event fan-out to the gateways.
+#[async_trait]
+pub trait Bus: Send + Sync {
+    /// Publishes an envelope to its topic's subscribers, in order per topic.
+    async fn publish(&self, envelope: Arc<Envelope>) -> Result<()>;
+    /// A new subscriber: its control handle and the stream of what it receives.
+    async fn subscriber(&self) -> Result<(Arc<dyn Subscriptions>, tokio_mpsc::Receiver<Arc<Envelope>>)>;
+}
+
+/// The receiving end's topics.
+#[async_trait]
+pub trait Subscriptions: Send + Sync {
+    /// Starts receiving a topic.
+    async fn subscribe(&self, topic: crate::bus::Topic) -> Result<()>;
+    /// Stops receiving a topic.
+    async fn unsubscribe(&self, topic: crate::bus::Topic) -> Result<()>;
+}
+
+/// Who is online.
+#[async_trait]
+pub trait Presence: Send + Sync {
+    /// A connection of the user opened; true if the user just came online.
+    async fn connected(&self, user_id: &UserId) -> Result<bool>;
+    /// A connection of the user closed; true if the user just went offline.
+    async fn disconnected(&self, user_id: &UserId) -> Result<bool>;
+    /// Whether each user is online.
+    async fn online(&self, user_ids: &[UserId]) -> Result<Vec<bool>>;
+}
+
+/// What review decided.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Post it, with this rendering.
+    Allow { html: String, mentions: Vec<UserId> },
+    /// Refuse it.
+    Reject { reason: crate::RejectReason, message: String },
+}
+
+/// A body to review.
+#[derive(Clone, Debug)]
+pub struct ReviewRequest {
+    pub author_id: UserId,
+    pub room_id: RoomId,
+    pub body: String,
+}
+
+/// The moderation role: judges and renders message bodies.
+#[async_trait]
+pub trait Reviewer: Send + Sync {
+    /// Reviews one body.
+    async fn review(&self, request: ReviewRequest) -> Result<Verdict>;
+}
+
+/// The mpsc receiver type subscribers read from (tokio's, re-exported so adapters agree).
+pub mod tokio_mpsc {
+    pub use tokio::sync::mpsc::Receiver;
+}
