@@ -1,0 +1,86 @@
+//! Slow hashes for passwords and phrases, random tokens and recovery phrases.
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine;
+use parlor_domain::{Error, Result};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// Hashes a secret with Argon2id (default parameters: 19 MiB, 2 passes), off the async threads.
+pub async fn hash(secret: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(secret.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::internal(format!("argon2: {e}")))
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+/// Checks a secret against an Argon2 hash in constant time, off the async threads.
+pub async fn verify(secret: String, hash: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| Error::internal(format!("stored hash: {e}")))?;
+        Ok(Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+/// A new opaque refresh token: 256 random bits, base64url.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// How a refresh token is stored: its SHA-256, hex. A fast hash is enough for 256 random bits.
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new 12-word BIP-39 recovery phrase (128 bits of entropy).
+pub fn new_phrase() -> Result<String> {
+    let mut entropy = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut entropy);
+    bip39::Mnemonic::from_entropy(&entropy)
+        .map(|m| m.to_string())
+        .map_err(|e| Error::internal(format!("bip39: {e}")))
+}
+
+/// A phrase as typed, reduced to the canonical form that is hashed: lower case, single spaces.
+/// `None` if it is not a valid 12- or 24-word BIP-39 mnemonic.
+pub fn normalise_phrase(typed: &str) -> Option<String> {
+    let canonical = typed.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>().join(" ");
+    let words = canonical.split(' ').count();
+    if words != 12 && words != 24 {
+        return None;
+    }
+    bip39::Mnemonic::parse_normalized(&canonical).ok().map(|m| m.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrases_are_valid_mnemonics_and_normalise() {
+        let p = new_phrase().expect("phrase");
+        assert_eq!(p.split(' ').count(), 12);
+        let typed = format!("  {}  ", p.to_uppercase().replace(' ', "\n "));
+        assert_eq!(normalise_phrase(&typed).as_deref(), Some(p.as_str()));
+        assert_eq!(normalise_phrase("not a phrase"), None);
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_only_their_secret() {
+        let h = hash("correct horse".into()).await.expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify("correct horse".into(), h.clone()).await.expect("verify"));
+        assert!(!verify("wrong horse".into(), h).await.expect("verify"));
+    }
+}
