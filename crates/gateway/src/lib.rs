@@ -1,1 +1,159 @@
-//! stub
+//! parlor's gateway role: the REST API and the WebSocket endpoint, authentication, rate limits,
+//! CORS, and the hub that delivers bus events to local connections. It writes messages only
+//! through the queue, and learns of every change through the bus, so any number of gateways can
+//! run side by side.
+
+mod auth;
+pub mod error;
+mod events;
+mod extract;
+mod health;
+pub mod hub;
+mod limits;
+mod messages;
+mod pending;
+mod rooms;
+pub mod state;
+mod users;
+mod ws;
+
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::limits::Limits;
+use crate::pending::Pending;
+use crate::state::{AppState, Shared};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::routing::get;
+use axum::Router;
+use parlor_domain::bus::{BusEvent, Topic};
+use parlor_domain::ports::{Bus, Presence, Queue, Store};
+use parlor_domain::validate::MAX_PAYLOAD_BYTES;
+use parlor_domain::Error;
+use parlor_users::Accounts;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+pub use state::GatewaySettings;
+
+/// The ports and services a gateway uses.
+pub struct GatewayDeps {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub queue: Arc<dyn Queue>,
+    pub presence: Arc<dyn Presence>,
+    pub accounts: Arc<Accounts>,
+}
+
+/// Builds a gateway: subscribes it to the bus and starts its dispatcher and housekeeping tasks,
+/// which end with `shutdown`.
+pub async fn build(deps: GatewayDeps, settings: GatewaySettings, shutdown: CancellationToken) -> Result<AppState, Error> {
+    let gateway_id = uuid::Uuid::now_v7().to_string();
+    let (subs, mut rx) = deps.bus.subscriber().await?;
+    subs.subscribe(Topic::Gateway(gateway_id.clone())).await?;
+    subs.subscribe(Topic::Presence).await?;
+    let state = AppState(Arc::new(Shared {
+        store: deps.store,
+        bus: deps.bus,
+        queue: deps.queue,
+        presence: deps.presence,
+        accounts: deps.accounts,
+        hub: Hub::new(subs, gateway_id.clone()),
+        pending: Pending::default(),
+        limits: Limits::new(settings.send_rate, settings.send_burst, settings.auth_rate, settings.auth_burst),
+        connections: Arc::new(Semaphore::new(settings.max_connections)),
+        settings,
+        gateway_id,
+        shutdown: shutdown.clone(),
+        tasks: TaskTracker::new(),
+    }));
+    let dispatcher = state.clone();
+    tokio::spawn(async move {
+        while let Some(envelope) = rx.recv().await {
+            match &envelope.event {
+                BusEvent::Reply { request_id, outcome } => dispatcher.pending.resolve(request_id, outcome.clone()),
+                _ => dispatcher.hub.dispatch(&envelope).await,
+            }
+        }
+    });
+    let housekeeping = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = housekeeping.shutdown.cancelled() => break,
+            }
+            housekeeping.pending.expire(housekeeping.settings.send_timeout * 3);
+            n += 1;
+            if n % 12 == 0 {
+                housekeeping.limits.sweep();
+            }
+        }
+    });
+    Ok(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(Duration::from_secs(3600))
+}
+
+async fn not_found() -> ApiError {
+    ApiError(Error::NotFound("no such route".into()))
+}
+
+/// The gateway's routes.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .nest("/auth", auth::router())
+        .merge(users::router())
+        .merge(rooms::router())
+        .merge(messages::router())
+        .route("/ws", get(ws::upgrade));
+    Router::new()
+        .merge(health::router())
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
+        .layer(cors(&state.settings.cors_origins))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves HTTP and WebSocket on `listener` until the state's shutdown token is cancelled; then
+/// closes every WebSocket with 1001 and waits (up to `drain`) for requests in flight.
+pub async fn serve(listener: TcpListener, state: AppState, drain: Duration) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let closer = state.clone();
+    tokio::spawn(async move {
+        closer.shutdown.cancelled().await;
+        closer.hub.close_all(hub::close::GOING_AWAY);
+    });
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+    let served = server.await;
+    state.tasks.close();
+    if tokio::time::timeout(drain, state.tasks.wait()).await.is_err() {
+        tracing::warn!("some WebSocket sessions did not close in time");
+    }
+    served
+}

@@ -1,1 +1,159 @@
-//! stub
+//! parlor's worker role: takes commands from the queue a batch at a time, has each body reviewed,
+//! applies the batch in one transaction (group commit), then publishes the events and the replies.
+//! Nothing is acknowledged — to the queue or to a client — before the commit.
+
+use parlor_domain::bus::{BusEvent, Envelope, Frame, Topic};
+use parlor_domain::ports::{Bus, Consumer, Delivery, Prepared, Queue, ReviewRequest, Reviewer, Store, Verdict};
+use parlor_domain::protocol::ServerEvent;
+use parlor_domain::queue::{Command, Outcome};
+use parlor_domain::{Error, Timestamp};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// What the worker needs.
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub bus: Arc<dyn Bus>,
+    pub reviewer: Arc<dyn Reviewer>,
+    /// Most commands applied in one transaction.
+    pub batch_max: usize,
+}
+
+/// Runs one consumer per queue partition until `shutdown`, then drains what is queued.
+pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> Result<(), Error> {
+    let mut tasks = JoinSet::new();
+    for p in 0..ctx.queue.partitions() {
+        let consumer = ctx.queue.consumer(p).await?;
+        tasks.spawn(consume(ctx.clone(), consumer, shutdown.clone()));
+    }
+    tracing::info!(partitions = ctx.queue.partitions(), "worker started");
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(error = %e, "a worker partition task failed");
+        }
+    }
+    Ok(())
+}
+
+async fn consume(ctx: WorkerContext, mut consumer: Box<dyn Consumer>, shutdown: CancellationToken) {
+    loop {
+        let batch = tokio::select! {
+            batch = consumer.next_batch(ctx.batch_max) => batch,
+            () = shutdown.cancelled() => break,
+        };
+        let Some(batch) = batch else { return };
+        process(&ctx, consumer.as_mut(), batch).await;
+    }
+    // Shutting down: the gateways no longer accept sends, so finish what is already queued.
+    while let Ok(Some(batch)) = tokio::time::timeout(Duration::from_millis(200), consumer.next_batch(ctx.batch_max)).await {
+        process(&ctx, consumer.as_mut(), batch).await;
+    }
+}
+
+/// Reviews, applies and publishes one batch.
+pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Vec<Delivery>) {
+    let now = Timestamp::now();
+    // Review first: a rejected command fails alone and is not part of the transaction.
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+    let mut prepared = Vec::with_capacity(batch.len());
+    for d in &batch {
+        match review(ctx, &d.item.command).await {
+            Ok((html, mentions)) => {
+                outcomes.push(None);
+                prepared.push(Prepared { command: d.item.command.clone(), html, mentions, now });
+            }
+            Err(e) => outcomes.push(Some(Outcome::Failed(e))),
+        }
+    }
+    let applied = if prepared.is_empty() { Ok(Vec::new()) } else { ctx.store.apply(&prepared).await };
+    let committed = applied.is_ok();
+    match applied {
+        Ok(results) => {
+            let mut results = results.into_iter();
+            for slot in outcomes.iter_mut().filter(|o| o.is_none()) {
+                *slot = results.next();
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, batch = prepared.len(), "could not commit a batch");
+            let e = match e {
+                Error::Internal(_) => Error::Unavailable("the message could not be stored".into()),
+                other => other,
+            };
+            for slot in outcomes.iter_mut().filter(|o| o.is_none()) {
+                *slot = Some(Outcome::Failed(e.clone()));
+            }
+        }
+    }
+    for (d, outcome) in batch.iter().zip(outcomes) {
+        let outcome = outcome.unwrap_or_else(|| Outcome::Failed(Error::internal("no outcome for a command")));
+        if let Some(event) = room_event(&outcome) {
+            publish(ctx, event).await;
+        }
+        let reply = Envelope {
+            topic: Topic::Gateway(d.item.origin.clone()),
+            event: BusEvent::Reply { request_id: d.item.request_id.clone(), outcome },
+        };
+        publish(ctx, reply).await;
+    }
+    if committed {
+        let tags: Vec<u64> = batch.iter().map(|d| d.tag).collect();
+        if let Err(e) = consumer.ack(&tags).await {
+            tracing::warn!(error = %e, "could not acknowledge a batch; it will be redelivered and deduplicated by nonce");
+        }
+    }
+}
+
+async fn review(ctx: &WorkerContext, command: &Command) -> Result<(String, Vec<parlor_domain::UserId>), Error> {
+    let (author_id, room_id, body) = match command {
+        Command::Create { author_id, room_id, body, .. } | Command::Edit { author_id, room_id, body, .. } => {
+            (author_id, room_id, body)
+        }
+        Command::Delete { .. } => return Ok((String::new(), Vec::new())),
+    };
+    let verdict = ctx
+        .reviewer
+        .review(ReviewRequest { author_id: author_id.clone(), room_id: room_id.clone(), body: body.clone() })
+        .await
+        .map_err(|e| match e {
+            Error::Internal(_) => Error::Unavailable("moderation is unavailable".into()),
+            other => other,
+        })?;
+    match verdict {
+        Verdict::Allow { html, mentions } => Ok((html, mentions)),
+        Verdict::Reject { reason, message } => Err(Error::Rejected { reason, message }),
+    }
+}
+
+/// The event a room's members get for an outcome, if any.
+fn room_event(outcome: &Outcome) -> Option<Envelope> {
+    let (room_id, seq, event) = match outcome {
+        Outcome::Created { message, created: true } => {
+            (message.room_id.clone(), message.seq, ServerEvent::MessageCreated { message: message.clone() })
+        }
+        Outcome::Edited { message } => {
+            (message.room_id.clone(), message.seq, ServerEvent::MessageUpdated { message: message.clone() })
+        }
+        Outcome::Deleted { room_id, message_id, seq } => (
+            room_id.clone(),
+            *seq,
+            ServerEvent::MessageDeleted { room_id: room_id.clone(), message_id: message_id.clone(), seq: *seq },
+        ),
+        Outcome::Created { created: false, .. } | Outcome::Failed(_) => return None,
+    };
+    Some(Envelope {
+        topic: Topic::Room(room_id.clone()),
+        event: BusEvent::Message { room_id, seq, frame: Frame(event.to_bytes()) },
+    })
+}
+
+async fn publish(ctx: &WorkerContext, envelope: Envelope) {
+    if let Err(e) = ctx.bus.publish(Arc::new(envelope)).await {
+        // The message is committed; a client that misses the event catches up with `sync`.
+        tracing::warn!(error = %e, "could not publish an event");
+    }
+}

@@ -1,0 +1,47 @@
+//! Liveness, readiness and metrics.
+
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+/// `/healthz`, `/readyz`, `/metrics`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let mut down = Vec::new();
+    if state.store.ping().await.is_err() {
+        down.push("database");
+    }
+    if state.shutdown.is_cancelled() {
+        down.push("shutting_down");
+    }
+    if down.is_empty() {
+        (StatusCode::OK, Json(json!({ "status": "ok" })))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "unavailable": down })))
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = format!(
+        "# HELP parlor_connections_open WebSocket connections open on this gateway.\n\
+         # TYPE parlor_connections_open gauge\n\
+         parlor_connections_open {}\n\
+         # HELP parlor_sends_pending Sends waiting for the worker's outcome.\n\
+         # TYPE parlor_sends_pending gauge\n\
+         parlor_sends_pending {}\n",
+        state.hub.connection_count(),
+        state.pending.len(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}

@@ -1,0 +1,54 @@
+//! Rate limits: a token bucket per user for sends, and per client address for the calls that
+//! create sessions (register, login, refresh, recover).
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parlor_domain::{Error, UserId};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+/// The gateway's rate limiters.
+pub struct Limits {
+    sends: DefaultKeyedRateLimiter<UserId>,
+    auth: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+fn quota(rate: u32, burst: u32) -> Quota {
+    let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(rate).allow_burst(burst)
+}
+
+fn check<K: std::hash::Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), Error> {
+    limiter.check_key(key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        Error::RateLimited { retry_after_ms: (wait.as_millis() as u64).max(1) }
+    })
+}
+
+impl Limits {
+    /// Limits of `send_rate` messages a second per user (bursts of `send_burst`) and `auth_rate`
+    /// session calls a second per address (bursts of `auth_burst`).
+    pub fn new(send_rate: u32, send_burst: u32, auth_rate: u32, auth_burst: u32) -> Self {
+        Self {
+            sends: RateLimiter::keyed(quota(send_rate, send_burst)),
+            auth: RateLimiter::keyed(quota(auth_rate, auth_burst)),
+        }
+    }
+
+    /// Takes one send from the user's bucket.
+    pub fn send(&self, user: &UserId) -> Result<(), Error> {
+        check(&self.sends, user)
+    }
+
+    /// Takes one session call from the address's bucket.
+    pub fn auth(&self, ip: IpAddr) -> Result<(), Error> {
+        check(&self.auth, &ip)
+    }
+
+    /// Forgets buckets that are full again, so idle keys take no memory.
+    pub fn sweep(&self) {
+        self.sends.retain_recent();
+        self.auth.retain_recent();
+    }
+}

@@ -1,0 +1,88 @@
+//! The gateway's shared state: handles to the ports, the accounts service, the hub of local
+//! connections, the table of sends waiting for their outcome, and the settings.
+
+use crate::hub::Hub;
+use crate::limits::Limits;
+use crate::pending::Pending;
+use parlor_domain::ports::{Bus, Presence, Queue, Store};
+use parlor_users::Accounts;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How the gateway behaves.
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    /// Messages per second per user, and the burst.
+    pub send_rate: u32,
+    pub send_burst: u32,
+    /// Session calls per second per client address, and the burst.
+    pub auth_rate: u32,
+    pub auth_burst: u32,
+    /// How often the server pings a WebSocket; twice this without a frame closes it.
+    pub heartbeat: Duration,
+    /// How long a WebSocket may take to send its `auth` frame.
+    pub ws_auth_timeout: Duration,
+    /// Frames queued for one WebSocket before it counts as a slow consumer (closed with 1013).
+    pub outbound_buffer: usize,
+    /// Most WebSockets open at once.
+    pub max_connections: usize,
+    /// How long a REST send waits for its outcome before answering 503.
+    pub send_timeout: Duration,
+    /// Origins allowed by CORS; `*` allows any.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            send_rate: 10,
+            send_burst: 30,
+            auth_rate: 1,
+            auth_burst: 20,
+            heartbeat: Duration::from_secs(30),
+            ws_auth_timeout: Duration::from_secs(10),
+            outbound_buffer: 4096,
+            max_connections: 50_000,
+            send_timeout: Duration::from_secs(10),
+            cors_origins: vec!["*".into()],
+        }
+    }
+}
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state behind `AppState`.
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub queue: Arc<dyn Queue>,
+    pub presence: Arc<dyn Presence>,
+    pub accounts: Arc<Accounts>,
+    /// Local WebSocket connections and the rooms they are in.
+    pub hub: Hub,
+    /// Sends waiting for the worker's outcome.
+    pub pending: Pending,
+    pub limits: Limits,
+    pub settings: GatewaySettings,
+    /// This gateway instance's id: where the worker sends outcomes.
+    pub gateway_id: String,
+    /// Caps open WebSockets.
+    pub connections: Arc<Semaphore>,
+    /// Cancelled when the gateway must stop.
+    pub shutdown: CancellationToken,
+    /// The WebSocket session tasks, waited for on shutdown.
+    pub tasks: TaskTracker,
+}

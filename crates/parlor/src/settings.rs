@@ -1,0 +1,144 @@
+//! Configuration: every setting is a flag and a `PARLOR_*` environment variable (a flag wins).
+//! Parsed once in `main` and handed down; nothing reads the environment after that.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// parlor: a realtime chat server in one binary.
+#[derive(Parser, Debug)]
+#[command(name = "parlor", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format: `text` for people, `json` for log shippers. Levels come from RUST_LOG.
+    #[arg(long, env = "PARLOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What to run.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every role in one process (gateway, worker, users, moderation).
+    Serve(Box<ServeArgs>),
+    /// Apply the database migrations and exit.
+    Migrate(StoreArgs),
+}
+
+/// A secret that never shows in logs or `Debug` output.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 10m, 30d)"))
+}
+
+fn positive(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("must be a whole number above 0".into()),
+    }
+}
+
+/// Where the data lives.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Directory for the embedded database and generated secrets.
+    #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Database URL; default SQLite in the data dir. `sqlite://path` or (distributed mode)
+    /// `postgres://...`.
+    #[arg(long, env = "PARLOR_DATABASE_URL")]
+    pub database_url: Option<Secret>,
+}
+
+/// Settings of `parlor serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// HTTP and WebSocket address; `:0` (or port 0) picks a free port and logs it.
+    #[arg(long, env = "PARLOR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Redis for queue, fan-out and presence (distributed mode).
+    #[arg(long, env = "PARLOR_REDIS_URL")]
+    pub redis_url: Option<Secret>,
+    /// RabbitMQ for the queue instead of Redis (distributed mode).
+    #[arg(long, env = "PARLOR_AMQP_URL")]
+    pub amqp_url: Option<Secret>,
+    /// SMTP server for unread-message e-mails, `smtp://host:port`; by default e-mails are logged.
+    #[arg(long, env = "PARLOR_SMTP_URL")]
+    pub smtp_url: Option<Secret>,
+    /// Token signing key; by default one is generated and kept in the data dir.
+    #[arg(long, env = "PARLOR_JWT_SECRET")]
+    pub jwt_secret: Option<Secret>,
+    /// Delay before an unread-message e-mail.
+    #[arg(long, env = "PARLOR_NOTIFY_AFTER", default_value = "10m", value_parser = duration)]
+    pub notify_after: Duration,
+    /// Blocked words and phrases, one a line; by default a small built-in list.
+    #[arg(long, env = "PARLOR_BLOCKED_WORDS_FILE")]
+    pub blocked_words_file: Option<PathBuf>,
+    /// Messages per second per user.
+    #[arg(long, env = "PARLOR_SEND_RATE", default_value = "10", value_parser = positive)]
+    pub send_rate: u32,
+    /// Burst of messages per user above the rate.
+    #[arg(long, env = "PARLOR_SEND_BURST", default_value = "30", value_parser = positive)]
+    pub send_burst: u32,
+    /// Register, login, refresh and recover calls per second per client address.
+    #[arg(long, env = "PARLOR_AUTH_RATE", default_value = "1", value_parser = positive)]
+    pub auth_rate: u32,
+    /// Burst of those calls per client address.
+    #[arg(long, env = "PARLOR_AUTH_BURST", default_value = "20", value_parser = positive)]
+    pub auth_burst: u32,
+    /// Lifetime of an access token.
+    #[arg(long, env = "PARLOR_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = duration)]
+    pub access_token_ttl: Duration,
+    /// Lifetime of a refresh token.
+    #[arg(long, env = "PARLOR_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = duration)]
+    pub refresh_token_ttl: Duration,
+    /// How often the server pings a WebSocket; a connection silent for twice this is closed.
+    #[arg(long, env = "PARLOR_HEARTBEAT", default_value = "30s", value_parser = duration)]
+    pub heartbeat: Duration,
+    /// How long a WebSocket may take to authenticate with its first frame.
+    #[arg(long, env = "PARLOR_WS_AUTH_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub ws_auth_timeout: Duration,
+    /// Frames queued for one WebSocket before it is closed as a slow consumer (code 1013).
+    #[arg(long, env = "PARLOR_WS_OUTBOUND_BUFFER", default_value = "4096")]
+    pub ws_outbound_buffer: usize,
+    /// Most WebSockets open at once.
+    #[arg(long, env = "PARLOR_MAX_CONNECTIONS", default_value = "50000")]
+    pub max_connections: usize,
+    /// Origins allowed by CORS, comma-separated; `*` allows any.
+    #[arg(long, env = "PARLOR_CORS_ORIGINS", default_value = "*", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Queue partitions, each applied by one worker task in order.
+    #[arg(long, env = "PARLOR_WORKER_PARTITIONS", default_value = "4")]
+    pub worker_partitions: usize,
+    /// Most messages committed in one transaction.
+    #[arg(long, env = "PARLOR_BATCH_MAX", default_value = "256")]
+    pub batch_max: usize,
+    /// How long a REST send waits for its outcome before answering 503.
+    #[arg(long, env = "PARLOR_SEND_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub send_timeout: Duration,
+}
