@@ -112,13 +112,17 @@ impl Drop for LocalSubscriptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parlor_domain::bus::{BusEvent, Frame};
     use parlor_domain::RoomId;
+    use parlor_domain::bus::{BusEvent, Frame};
 
     fn envelope(room: &str) -> Arc<Envelope> {
         Arc::new(Envelope {
             topic: Topic::Room(RoomId::from(room)),
-            event: BusEvent::RoomEvent { room_id: RoomId::from(room), except_user: None, frame: Frame("{}".into()) },
+            event: BusEvent::RoomEvent {
+                room_id: RoomId::from(room),
+                except_user: None,
+                frame: Frame("{}".into()),
+            },
         })
     }
 

@@ -44,10 +44,7 @@ impl LocalQueue {
 impl Queue for LocalQueue {
     async fn push(&self, item: Inbound) -> Result<()> {
         let p = self.partition_of(&item);
-        self.senders[p]
-            .send(item)
-            .await
-            .map_err(|_| Error::Unavailable("the message queue is closed".into()))
+        self.senders[p].send(item).await.map_err(|_| Error::Unavailable("the message queue is closed".into()))
     }
 
     fn partitions(&self) -> usize {
@@ -56,10 +53,9 @@ impl Queue for LocalQueue {
 
     async fn consumer(&self, partition: usize) -> Result<Box<dyn Consumer>> {
         let mut receivers = self.receivers.lock().map_err(|_| Error::internal("queue lock poisoned"))?;
-        let rx = receivers
-            .get_mut(partition)
-            .and_then(Option::take)
-            .ok_or_else(|| Error::internal(format!("partition {partition} is already consumed or does not exist")))?;
+        let rx = receivers.get_mut(partition).and_then(Option::take).ok_or_else(|| {
+            Error::internal(format!("partition {partition} is already consumed or does not exist"))
+        })?;
         Ok(Box::new(LocalConsumer { rx, next_tag: 0 }))
     }
 }

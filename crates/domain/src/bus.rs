@@ -67,7 +67,7 @@ pub enum BusEvent {
     /// Sessions that ended: their connections close with code 4001.
     SessionsEnded { user_id: UserId, session_ids: Vec<SessionId> },
     /// The outcome of a queued command, for the gateway that waits on it.
-    Reply { request_id: String, outcome: Outcome },
+    Reply { request_id: String, outcome: Box<Outcome> },
 }
 
 /// An event addressed to a topic.

@@ -1,8 +1,8 @@
 //! Who may do what in a room. Pure functions over roles, so every adapter and role applies the
 //! same rules.
 
-use crate::model::{Role, RoomKind, Visibility};
 use crate::Error;
+use crate::model::{Role, RoomKind, Visibility};
 
 /// The error a non-member gets for touching a room: a public room admits it exists (403), a
 /// private or direct one does not (404).
@@ -27,10 +27,10 @@ pub fn can_delete_message(actor_is_author: bool, actor_role: Option<Role>) -> bo
 /// Whether a member with `role` may add someone with `new_role` to a room.
 pub fn can_invite(visibility: Visibility, role: Role, new_role: Role) -> bool {
     match visibility {
-        Visibility::Private => {
-            role.is_manager() && (new_role != Role::Owner) && (new_role <= role)
+        Visibility::Private => role.is_manager() && (new_role != Role::Owner) && (new_role <= role),
+        Visibility::Public => {
+            new_role == Role::Member || (role.is_manager() && new_role <= role && new_role != Role::Owner)
         }
-        Visibility::Public => new_role == Role::Member || (role.is_manager() && new_role <= role && new_role != Role::Owner),
     }
 }
 

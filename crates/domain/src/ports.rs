@@ -5,9 +5,7 @@
 //! branch on, `Unavailable` says the database is down, anything else is `Internal`.
 
 use crate::bus::Envelope;
-use crate::model::{
-    Member, Message, OwnUser, Role, Room, SessionRecord, User, UserRecord, Visibility,
-};
+use crate::model::{Member, Message, OwnUser, Role, Room, SessionRecord, User, UserRecord, Visibility};
 use crate::queue::{Command, Inbound, Outcome};
 use crate::{MessageId, Result, RoomId, SessionId, Timestamp, UserId};
 use async_trait::async_trait;
@@ -72,19 +70,35 @@ pub enum Rotation {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Creates a session with its first refresh token.
-    async fn create_session(&self, session: SessionRecord, refresh_hash: &str, refresh_expires_at: Timestamp) -> Result<()>;
+    async fn create_session(
+        &self,
+        session: SessionRecord,
+        refresh_hash: &str,
+        refresh_expires_at: Timestamp,
+    ) -> Result<()>;
     /// A session by id, revoked or not.
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>>;
     /// The user's sessions that have not ended, newest first.
     async fn active_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRecord>>;
     /// Spends `old_hash` and installs `new_hash`, or revokes the session if `old_hash` was spent.
-    async fn rotate_refresh(&self, old_hash: &str, new_hash: &str, now: Timestamp, new_expires_at: Timestamp) -> Result<Rotation>;
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now: Timestamp,
+        new_expires_at: Timestamp,
+    ) -> Result<Rotation>;
     /// Notes that a session was used.
     async fn touch_session(&self, id: &SessionId, now: Timestamp) -> Result<()>;
     /// Ends a session; false if it had already ended or is unknown.
     async fn revoke_session(&self, id: &SessionId, now: Timestamp) -> Result<bool>;
     /// Ends every session of a user but `except`; returns the ones ended.
-    async fn revoke_user_sessions(&self, user_id: &UserId, except: Option<&SessionId>, now: Timestamp) -> Result<Vec<SessionId>>;
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &UserId,
+        except: Option<&SessionId>,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>>;
 }
 
 /// A new group room.
@@ -121,7 +135,12 @@ pub trait RoomStore: Send + Sync {
     /// Public group rooms whose name contains `query` (all when empty), by name.
     async fn public_rooms(&self, query: &str, limit: i64) -> Result<Vec<Room>>;
     /// Changes name and topic.
-    async fn update_room(&self, room_id: &RoomId, name: Option<String>, topic: Option<String>) -> Result<Room>;
+    async fn update_room(
+        &self,
+        room_id: &RoomId,
+        name: Option<String>,
+        topic: Option<String>,
+    ) -> Result<Room>;
     /// The members of a room, owners first.
     async fn members(&self, room_id: &RoomId) -> Result<Vec<Member>>;
     /// Adds a member; `Conflict` if already one.
@@ -164,7 +183,13 @@ pub trait MessageStore: Send + Sync {
     /// A page of history in ascending seq, and whether more exist in that direction.
     async fn history(&self, room_id: &RoomId, page: Page, limit: i64) -> Result<(Vec<Message>, bool)>;
     /// Full-text search in the user's rooms (or one of them), newest first.
-    async fn search(&self, user_id: &UserId, query: &str, room_id: Option<&RoomId>, limit: i64) -> Result<Vec<Message>>;
+    async fn search(
+        &self,
+        user_id: &UserId,
+        query: &str,
+        room_id: Option<&RoomId>,
+        limit: i64,
+    ) -> Result<Vec<Message>>;
 }
 
 /// Everything the store keeps.

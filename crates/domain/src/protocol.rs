@@ -123,9 +123,8 @@ mod tests {
 
     #[test]
     fn client_frames_parse_by_type() {
-        let f: ClientFrame =
-            serde_json::from_str(r#"{"type":"send","room_id":"r","body":"hi","nonce":"n"}"#)
-                .unwrap_or(ClientFrame::Ping);
+        let f: ClientFrame = serde_json::from_str(r#"{"type":"send","room_id":"r","body":"hi","nonce":"n"}"#)
+            .unwrap_or(ClientFrame::Ping);
         assert!(matches!(f, ClientFrame::Send { .. }));
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"nope"}"#).is_err());
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"read","room_id":"r","seq":"x"}"#).is_err());

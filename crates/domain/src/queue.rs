@@ -28,7 +28,9 @@ impl Command {
     /// The room the command applies to: the queue's partition key.
     pub fn room_id(&self) -> &RoomId {
         match self {
-            Self::Create { room_id, .. } | Self::Edit { room_id, .. } | Self::Delete { room_id, .. } => room_id,
+            Self::Create { room_id, .. } | Self::Edit { room_id, .. } | Self::Delete { room_id, .. } => {
+                room_id
+            }
         }
     }
 }

@@ -59,7 +59,11 @@ pub fn email(s: &str) -> Result<Option<String>, Error> {
     let ok = t.len() <= 254
         && !t.chars().any(|c| c.is_whitespace() || c.is_control())
         && t.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@')
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
         });
     if !ok {
         return Err(Error::validation("email", "not a valid e-mail address"));

@@ -9,7 +9,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use parlor_users::{Registered, SignedIn, TokenPair};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 
 /// The routes under `/auth`.
@@ -120,7 +120,11 @@ async fn sessions(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<
     Ok(Json(json!({ "sessions": state.accounts.sessions(&auth).await? })))
 }
 
-async fn revoke(State(state): State<AppState>, Auth(auth): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn revoke(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     state.accounts.revoke(&auth, &id.into()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,11 +1,11 @@
 //! The HTTP edge's one error mapping: a domain `Error` becomes a status and the contract's body
 //! `{"error": {"code", "message", ...}}`. Internal detail goes to the log, never to the client.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use parlor_domain::Error;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 /// An error answered over HTTP.
 #[derive(Debug)]

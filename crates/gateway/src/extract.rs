@@ -6,7 +6,7 @@ use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use parlor_domain::Error;
 use parlor_users::Authenticated;
 use serde::de::DeserializeOwned;
@@ -60,7 +60,8 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers).ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
+        let token =
+            bearer(&parts.headers).ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
         Ok(Auth(state.accounts.authenticate(token).await?))
     }
 }

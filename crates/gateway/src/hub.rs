@@ -14,8 +14,8 @@ use parlor_domain::ports::Subscriptions;
 use parlor_domain::protocol::{ErrorEvent, ServerEvent};
 use parlor_domain::{Error, RoomId, SessionId, UserId};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -332,12 +332,14 @@ impl Hub {
                 let frame = bytes_to_frame(frame.0.clone());
                 let ix = self.index.lock();
                 for id in ix.by_room.get(room_id).into_iter().flatten() {
-                    if let Some(conn) = ix.conns.get(id).filter(|c| Some(&c.user_id) != except_user.as_ref()) {
+                    if let Some(conn) = ix.conns.get(id).filter(|c| Some(&c.user_id) != except_user.as_ref())
+                    {
                         conn.send(frame.clone());
                     }
                 }
             }
-            BusEvent::MemberJoined { room_id, user_id, frame } | BusEvent::MemberLeft { room_id, user_id, frame } => {
+            BusEvent::MemberJoined { room_id, user_id, frame }
+            | BusEvent::MemberLeft { room_id, user_id, frame } => {
                 let joined = matches!(envelope.event, BusEvent::MemberJoined { .. });
                 let frame = bytes_to_frame(frame.0.clone());
                 if let Topic::User(_) = envelope.topic {
@@ -356,10 +358,10 @@ impl Hub {
                 let frame = bytes_to_frame(frame.0.clone());
                 let ix = self.index.lock();
                 for id in ix.by_user.get(user_id).into_iter().flatten() {
-                    if let Some(conn) = ix.conns.get(id) {
-                        if except_connection.as_deref() != Some(self.conn_key(conn).as_str()) {
-                            conn.send(frame.clone());
-                        }
+                    if let Some(conn) = ix.conns.get(id)
+                        && except_connection.as_deref() != Some(self.conn_key(conn).as_str())
+                    {
+                        conn.send(frame.clone());
                     }
                 }
             }
@@ -369,10 +371,10 @@ impl Hub {
                 let mut seen = HashSet::new();
                 for room in rooms {
                     for id in ix.by_room.get(room).into_iter().flatten() {
-                        if let Some(conn) = ix.conns.get(id).filter(|c| &c.user_id != user_id) {
-                            if seen.insert(*id) {
-                                conn.send(frame.clone());
-                            }
+                        if let Some(conn) = ix.conns.get(id).filter(|c| &c.user_id != user_id)
+                            && seen.insert(*id)
+                        {
+                            conn.send(frame.clone());
                         }
                     }
                 }

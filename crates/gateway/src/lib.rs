@@ -22,14 +22,14 @@ use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::pending::Pending;
 use crate::state::{AppState, Shared};
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method};
-use axum::routing::get;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::get;
+use parlor_domain::Error;
 use parlor_domain::bus::{BusEvent, Topic};
 use parlor_domain::ports::{Bus, Presence, Queue, Store};
 use parlor_domain::validate::MAX_PAYLOAD_BYTES;
-use parlor_domain::Error;
 use parlor_users::Accounts;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,7 +54,11 @@ pub struct GatewayDeps {
 
 /// Builds a gateway: subscribes it to the bus and starts its dispatcher and housekeeping tasks,
 /// which end with `shutdown`.
-pub async fn build(deps: GatewayDeps, settings: GatewaySettings, shutdown: CancellationToken) -> Result<AppState, Error> {
+pub async fn build(
+    deps: GatewayDeps,
+    settings: GatewaySettings,
+    shutdown: CancellationToken,
+) -> Result<AppState, Error> {
     let gateway_id = uuid::Uuid::now_v7().to_string();
     let (subs, mut rx) = deps.bus.subscriber().await?;
     subs.subscribe(Topic::Gateway(gateway_id.clone())).await?;
@@ -78,7 +82,9 @@ pub async fn build(deps: GatewayDeps, settings: GatewaySettings, shutdown: Cance
     tokio::spawn(async move {
         while let Some(envelope) = rx.recv().await {
             match &envelope.event {
-                BusEvent::Reply { request_id, outcome } => dispatcher.pending.resolve(request_id, outcome.clone()),
+                BusEvent::Reply { request_id, outcome } => {
+                    dispatcher.pending.resolve(request_id, (**outcome).clone())
+                }
                 _ => dispatcher.hub.dispatch(&envelope).await,
             }
         }
@@ -94,7 +100,7 @@ pub async fn build(deps: GatewayDeps, settings: GatewaySettings, shutdown: Cance
             }
             housekeeping.pending.expire(housekeeping.settings.send_timeout * 3);
             n += 1;
-            if n % 12 == 0 {
+            if n.is_multiple_of(12) {
                 housekeeping.limits.sweep();
             }
         }

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use parlor_domain::model::Message;
 use parlor_domain::ports::Page;
 use parlor_domain::queue::{Command, Outcome};
-use parlor_domain::{validate, Error, MessageId, RoomId};
+use parlor_domain::{Error, MessageId, RoomId, validate};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -44,7 +44,9 @@ async fn history(
     let room_id = RoomId::from(id);
     let limit = validate::page_limit(query.limit)?;
     let page = match (query.before, query.after) {
-        (Some(_), Some(_)) => return Err(Error::validation("before", "give before or after, not both").into()),
+        (Some(_), Some(_)) => {
+            return Err(Error::validation("before", "give before or after, not both").into());
+        }
         (Some(b), None) => Page::Before(validate::seq("before", b)?),
         (None, Some(a)) => Page::After(validate::seq("after", a)?),
         (None, None) => Page::Latest,
@@ -111,7 +113,8 @@ async fn edit(
     validate::body(&body.body)?;
     member_access(&state, &room_id, &auth.user_id).await?;
     state.limits.send(&auth.user_id)?;
-    let command = Command::Edit { room_id, message_id: message_id.into(), author_id: auth.user_id, body: body.body };
+    let command =
+        Command::Edit { room_id, message_id: message_id.into(), author_id: auth.user_id, body: body.body };
     let (message, _) = message_of(submit_and_wait(&state, command).await?)?;
     Ok(Json(message))
 }
@@ -155,7 +158,11 @@ struct SearchQuery {
     room_id: Option<RoomId>,
 }
 
-async fn search(State(state): State<AppState>, Auth(auth): Auth, ApiQuery(query): ApiQuery<SearchQuery>) -> ApiResult<Json<serde_json::Value>> {
+async fn search(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
     let q = query.q.unwrap_or_default();
     if q.trim().is_empty() || q.chars().count() > 200 {
         return Err(Error::validation("q", "give 1 to 200 characters of words to search for").into());

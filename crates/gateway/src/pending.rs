@@ -59,8 +59,11 @@ impl Pending {
     pub fn expire(&self, max_wait: Duration) {
         let expired: Vec<Waiter> = {
             let mut waiting = self.waiting.lock();
-            let old: Vec<String> =
-                waiting.iter().filter(|(_, (t, _))| t.elapsed() > max_wait).map(|(id, _)| id.clone()).collect();
+            let old: Vec<String> = waiting
+                .iter()
+                .filter(|(_, (t, _))| t.elapsed() > max_wait)
+                .map(|(id, _)| id.clone())
+                .collect();
             old.into_iter().filter_map(|id| waiting.remove(&id).map(|(_, w)| w)).collect()
         };
         let lost = Error::Unavailable("no answer from the worker in time; retry with the same nonce".into());

@@ -10,9 +10,9 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use parlor_domain::model::{Member, Role, Room, RoomKind, Visibility};
 use parlor_domain::ports::{NewRoom, RoomAccess};
-use parlor_domain::{permissions, validate, Error, Result, RoomId, Timestamp, UserId};
+use parlor_domain::{Error, Result, RoomId, Timestamp, UserId, permissions, validate};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The routes under `/rooms` and `/dms`.
 pub fn router() -> Router<AppState> {
@@ -29,7 +29,11 @@ pub fn router() -> Router<AppState> {
 
 /// The room and the caller's role, or the error a non-member gets (403 public, 404 otherwise).
 pub async fn member_access(state: &AppState, room_id: &RoomId, user_id: &UserId) -> Result<(Room, Role)> {
-    let access = state.store.room_access(room_id, user_id).await?.ok_or_else(|| Error::NotFound("room not found".into()))?;
+    let access = state
+        .store
+        .room_access(room_id, user_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("room not found".into()))?;
     match access.role {
         Some(role) => Ok((access.room, role)),
         None => Err(permissions::not_a_member(access.room.kind, access.room.visibility)),
@@ -40,7 +44,8 @@ pub async fn member_access(state: &AppState, room_id: &RoomId, user_id: &UserId)
 async fn visible(state: &AppState, room_id: &RoomId, user_id: &UserId) -> Result<RoomAccess> {
     let not_found = || Error::NotFound("room not found".into());
     let access = state.store.room_access(room_id, user_id).await?.ok_or_else(not_found)?;
-    if access.role.is_none() && !permissions::visible_to_non_member(access.room.kind, access.room.visibility) {
+    if access.role.is_none() && !permissions::visible_to_non_member(access.room.kind, access.room.visibility)
+    {
         return Err(not_found());
     }
     Ok(access)
@@ -53,7 +58,11 @@ struct CreateBody {
     visibility: Option<Visibility>,
 }
 
-async fn create(State(state): State<AppState>, Auth(auth): Auth, ApiJson(body): ApiJson<CreateBody>) -> ApiResult<(StatusCode, Json<Room>)> {
+async fn create(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> ApiResult<(StatusCode, Json<Room>)> {
     let name = validate::room_name(&body.name)?;
     let topic = body.topic.as_deref().map(validate::topic).transpose()?.filter(|t| !t.is_empty());
     let room = state
@@ -82,7 +91,11 @@ struct DirectoryQuery {
     q: Option<String>,
 }
 
-async fn directory(State(state): State<AppState>, Auth(_): Auth, ApiQuery(query): ApiQuery<DirectoryQuery>) -> ApiResult<Json<Value>> {
+async fn directory(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+    ApiQuery(query): ApiQuery<DirectoryQuery>,
+) -> ApiResult<Json<Value>> {
     let q = query.q.unwrap_or_default();
     if q.chars().count() > 100 {
         return Err(Error::validation("q", "q must be at most 100 characters").into());
@@ -90,7 +103,11 @@ async fn directory(State(state): State<AppState>, Auth(_): Auth, ApiQuery(query)
     Ok(Json(json!({ "rooms": state.store.public_rooms(&q, 100).await? })))
 }
 
-async fn show(State(state): State<AppState>, Auth(auth): Auth, Path(id): Path<String>) -> ApiResult<Json<Room>> {
+async fn show(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Room>> {
     Ok(Json(visible(&state, &id.into(), &auth.user_id).await?.room))
 }
 
@@ -121,7 +138,11 @@ async fn update(
     Ok(Json(room))
 }
 
-async fn join(State(state): State<AppState>, Auth(auth): Auth, Path(id): Path<String>) -> ApiResult<Json<Room>> {
+async fn join(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Room>> {
     let room_id = RoomId::from(id);
     let access = visible(&state, &room_id, &auth.user_id).await?;
     if access.role.is_some() {
@@ -135,7 +156,11 @@ async fn join(State(state): State<AppState>, Auth(auth): Auth, Path(id): Path<St
     Ok(Json(room))
 }
 
-async fn leave(State(state): State<AppState>, Auth(auth): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn leave(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let room_id = RoomId::from(id);
     let (room, _) = member_access(&state, &room_id, &auth.user_id).await?;
     if room.kind == RoomKind::Direct {
@@ -147,7 +172,11 @@ async fn leave(State(state): State<AppState>, Auth(auth): Auth, Path(id): Path<S
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn members(State(state): State<AppState>, Auth(auth): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn members(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let room_id = RoomId::from(id);
     member_access(&state, &room_id, &auth.user_id).await?;
     Ok(Json(json!({ "members": state.store.members(&room_id).await? })))
@@ -174,7 +203,11 @@ async fn add_member(
     if !permissions::can_invite(room.visibility, role, new_role) {
         return Err(Error::Forbidden("you may not add this member with this role".into()).into());
     }
-    let user = state.store.user_by_id(&body.user_id).await?.ok_or_else(|| Error::NotFound("user not found".into()))?;
+    let user = state
+        .store
+        .user_by_id(&body.user_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("user not found".into()))?;
     let now = Timestamp::now();
     state.store.add_member(&room_id, &body.user_id, new_role, now).await?;
     events::member_joined(&state, &room_id, &user.user).await;
@@ -214,11 +247,19 @@ struct DirectBody {
     user_id: UserId,
 }
 
-async fn direct(State(state): State<AppState>, Auth(auth): Auth, ApiJson(body): ApiJson<DirectBody>) -> ApiResult<Json<Room>> {
+async fn direct(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    ApiJson(body): ApiJson<DirectBody>,
+) -> ApiResult<Json<Room>> {
     if body.user_id == auth.user_id {
         return Err(Error::validation("user_id", "a direct room needs another user").into());
     }
-    let other = state.store.user_by_id(&body.user_id).await?.ok_or_else(|| Error::NotFound("user not found".into()))?;
+    let other = state
+        .store
+        .user_by_id(&body.user_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("user not found".into()))?;
     let (room, created) = state.store.direct_room(&auth.user_id, &other.user.id, Timestamp::now()).await?;
     if created {
         if let Some(me) = state.store.user_by_id(&auth.user_id).await? {

@@ -9,9 +9,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use parlor_domain::model::{OwnUser, PresenceInfo, PresenceStatus};
 use parlor_domain::ports::ProfilePatch;
-use parlor_domain::{validate, Error, Timestamp, UserId};
+use parlor_domain::{Error, Timestamp, UserId, validate};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The routes under `/users`.
 pub fn router() -> Router<AppState> {
@@ -23,7 +23,11 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn me(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<Json<OwnUser>> {
-    let record = state.store.user_by_id(&auth.user_id).await?.ok_or_else(|| Error::Unauthorized("unknown user".into()))?;
+    let record = state
+        .store
+        .user_by_id(&auth.user_id)
+        .await?
+        .ok_or_else(|| Error::Unauthorized("unknown user".into()))?;
     Ok(Json(record.own()))
 }
 
@@ -71,9 +75,14 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn user(State(state): State<AppState>, Auth(_): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn user(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let id = UserId::from(id);
-    let record = state.store.user_by_id(&id).await?.ok_or_else(|| Error::NotFound("user not found".into()))?;
+    let record =
+        state.store.user_by_id(&id).await?.ok_or_else(|| Error::NotFound("user not found".into()))?;
     let online = state.presence.online(std::slice::from_ref(&id)).await?.first().copied().unwrap_or(false);
     let presence = if online {
         PresenceInfo { status: PresenceStatus::Online, last_seen_at: Some(Timestamp::now()) }
@@ -90,7 +99,11 @@ struct SearchQuery {
     q: Option<String>,
 }
 
-async fn search(State(state): State<AppState>, Auth(_): Auth, ApiQuery(query): ApiQuery<SearchQuery>) -> ApiResult<Json<Value>> {
+async fn search(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> ApiResult<Json<Value>> {
     let q = query.q.unwrap_or_default();
     let q = q.trim();
     if q.is_empty() {

@@ -6,13 +6,13 @@
 use crate::error::ApiError;
 use crate::events;
 use crate::extract::bearer;
-use crate::hub::{close, to_frame, Conn};
-use crate::pending::{submit, Waiter};
+use crate::hub::{Conn, close, to_frame};
+use crate::pending::{Waiter, submit};
 use crate::rooms::member_access;
 use crate::state::AppState;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -47,21 +47,21 @@ pub async fn upgrade(
 ) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
-        Err(_) => return ApiError(Error::invalid("this endpoint expects a WebSocket upgrade")).into_response(),
+        Err(_) => {
+            return ApiError(Error::invalid("this endpoint expects a WebSocket upgrade")).into_response();
+        }
     };
     let Ok(permit) = state.connections.clone().try_acquire_owned() else {
         return ApiError(Error::Unavailable("too many connections; try again later".into())).into_response();
     };
     let header_token = bearer(&headers).map(str::to_owned);
     let tracker = state.tasks.clone();
-    ws.max_message_size(HARD_FRAME_LIMIT)
-        .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| {
-            tracker.track_future(async move {
-                session(socket, state, header_token).await;
-                drop(permit);
-            })
+    ws.max_message_size(HARD_FRAME_LIMIT).max_frame_size(HARD_FRAME_LIMIT).on_upgrade(move |socket| {
+        tracker.track_future(async move {
+            session(socket, state, header_token).await;
+            drop(permit);
         })
+    })
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -123,7 +123,11 @@ async fn session(socket: WebSocket, state: AppState, header_token: Option<String
 }
 
 /// Authenticates by the header token, or else by an `auth` first frame within the time allowed.
-async fn authenticate(state: &AppState, header_token: Option<String>, stream: &mut Stream) -> Result<Authenticated, Error> {
+async fn authenticate(
+    state: &AppState,
+    header_token: Option<String>,
+    stream: &mut Stream,
+) -> Result<Authenticated, Error> {
     if let Some(token) = header_token {
         return state.accounts.authenticate(&token).await;
     }
@@ -147,16 +151,29 @@ async fn authenticate(state: &AppState, header_token: Option<String>, stream: &m
 }
 
 /// Serves an authenticated connection until it closes.
-async fn run(state: &AppState, conn: &Conn, auth: &Authenticated, rx: mpsc::Receiver<Utf8Bytes>, mut sink: Sink, mut stream: Stream) {
+async fn run(
+    state: &AppState,
+    conn: &Conn,
+    auth: &Authenticated,
+    rx: mpsc::Receiver<Utf8Bytes>,
+    mut sink: Sink,
+    mut stream: Stream,
+) {
     let ready = async {
-        let user = state.store.user_by_id(&auth.user_id).await?.ok_or_else(|| Error::Unauthorized("unknown user".into()))?;
+        let user = state
+            .store
+            .user_by_id(&auth.user_id)
+            .await?
+            .ok_or_else(|| Error::Unauthorized("unknown user".into()))?;
         let rooms = state.store.user_rooms(&auth.user_id).await?;
         Ok::<_, Error>((user.user, rooms))
     };
     let (user, rooms) = match ready.await {
         Ok(r) => r,
         Err(e) => {
-            let _ = sink.send(Message::Text(to_frame(&ServerEvent::Error(ErrorEvent::from_error(&e, None))))).await;
+            let _ = sink
+                .send(Message::Text(to_frame(&ServerEvent::Error(ErrorEvent::from_error(&e, None)))))
+                .await;
             let _ = sink.send(close_message(1011)).await;
             return;
         }
@@ -175,7 +192,8 @@ async fn run(state: &AppState, conn: &Conn, auth: &Authenticated, rx: mpsc::Rece
         return;
     }
     if state.presence.connected(&auth.user_id).await.unwrap_or(false) {
-        events::presence(state, &auth.user_id, PresenceStatus::Online, Some(Timestamp::now()), room_ids).await;
+        events::presence(state, &auth.user_id, PresenceStatus::Online, Some(Timestamp::now()), room_ids)
+            .await;
     }
     if let Err(e) = state.accounts.touch(auth).await {
         tracing::debug!(error = %e, "could not touch the session");
@@ -227,7 +245,10 @@ async fn read_loop(state: &AppState, conn: &Conn, stream: &mut Stream, heartbeat
                     conn.close(close::TOO_BIG);
                     return;
                 }
-                conn.send_error(&Error::invalid("binary frames are not supported; send JSON text frames"), None);
+                conn.send_error(
+                    &Error::invalid("binary frames are not supported; send JSON text frames"),
+                    None,
+                );
             }
             Message::Ping(_) | Message::Pong(_) => {}
             Message::Close(_) => return,
@@ -265,7 +286,11 @@ async fn guarded<E>(conn: &Conn, write: impl std::future::Future<Output = Result
     }
 }
 
-async fn write_burst(sink: &mut Sink, first: Utf8Bytes, rx: &mut mpsc::Receiver<Utf8Bytes>) -> Result<(), axum::Error> {
+async fn write_burst(
+    sink: &mut Sink,
+    first: Utf8Bytes,
+    rx: &mut mpsc::Receiver<Utf8Bytes>,
+) -> Result<(), axum::Error> {
     sink.feed(Message::Text(first)).await?;
     for _ in 1..BURST {
         match rx.try_recv() {
@@ -334,7 +359,13 @@ async fn send(
     validate::body(&body)?;
     ensure_member(state, conn, &room_id).await?;
     state.limits.send(&conn.user_id)?;
-    let command = Command::Create { room_id, author_id: conn.user_id.clone(), body, nonce: Some(nonce.clone()), reply_to };
+    let command = Command::Create {
+        room_id,
+        author_id: conn.user_id.clone(),
+        body,
+        nonce: Some(nonce.clone()),
+        reply_to,
+    };
     submit(state, command, Waiter::Ws { conn: conn.clone(), nonce }).await
 }
 

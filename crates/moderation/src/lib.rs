@@ -5,5 +5,5 @@
 mod render;
 mod rules;
 
-pub use render::{mention_candidates, render, RenderedBody};
-pub use rules::{Moderator, ModerationSettings};
+pub use render::{RenderedBody, mention_candidates, render};
+pub use rules::{ModerationSettings, Moderator};

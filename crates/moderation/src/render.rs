@@ -236,7 +236,8 @@ mod tests {
 
     #[test]
     fn dangerous_links_lose_their_href() {
-        let r = render("[x](javascript:alert(1)) <a href=\"javascript:x\" onclick=\"y\">z</a>", &HashMap::new());
+        let r =
+            render("[x](javascript:alert(1)) <a href=\"javascript:x\" onclick=\"y\">z</a>", &HashMap::new());
         assert!(!r.html.contains("<a href=\"javascript"), "{}", r.html);
         assert!(r.html.contains("&lt;a href="), "raw HTML must be shown as text: {}", r.html);
         assert_eq!(r.html.matches("<a ").count(), 1, "{}", r.html);

@@ -136,7 +136,9 @@ impl Reviewer for Moderator {
                 message: "the same message was sent too many times; wait a little".into(),
             });
         }
-        Ok(Verdict::Allow { html: rendered.html, mentions: rendered.mentions.into_iter().map(|u| u.id).collect() })
+        Ok(Verdict::Allow {
+            html: rendered.html,
+            mentions: rendered.mentions.into_iter().map(|u| u.id).collect(),
+        })
     }
 }
-

@@ -2,7 +2,7 @@
 //! queue, bus and presence), and `parlor migrate`.
 
 use crate::settings::{ServeArgs, StoreArgs};
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use parlor_broker::{LocalBus, LocalPresence, LocalQueue};
 use parlor_domain::ports::{Bus, Presence, Queue, Reviewer, Store};
 use parlor_gateway::{GatewayDeps, GatewaySettings};
@@ -25,7 +25,9 @@ async fn open_store(args: &StoreArgs) -> anyhow::Result<SqliteStore> {
         None => Ok(SqliteStore::open(&args.data_dir.join("parlor.db")).await?),
         Some(url) if url.0.starts_with("sqlite:") => Ok(SqliteStore::open_url(&url.0).await?),
         Some(url) if url.0.starts_with("postgres") => {
-            bail!("PostgreSQL storage comes with the distributed mode; this build stores in SQLite (leave --database-url unset)")
+            bail!(
+                "PostgreSQL storage comes with the distributed mode; this build stores in SQLite (leave --database-url unset)"
+            )
         }
         Some(_) => bail!("--database-url must start with sqlite: or postgres://"),
     }
@@ -107,15 +109,20 @@ async fn signal() {
 /// `parlor serve`.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.redis_url.is_some() || args.amqp_url.is_some() {
-        bail!("Redis and RabbitMQ adapters come with the distributed mode; this build runs embedded (leave --redis-url and --amqp-url unset)");
+        bail!(
+            "Redis and RabbitMQ adapters come with the distributed mode; this build runs embedded (leave --redis-url and --amqp-url unset)"
+        );
     }
     if args.smtp_url.is_some() {
-        tracing::warn!("--smtp-url is set but unread-message e-mails are not implemented yet; nothing will be sent");
+        tracing::warn!(
+            "--smtp-url is set but unread-message e-mails are not implemented yet; nothing will be sent"
+        );
     }
     let addr = listen_addr(&args.listen)?;
     let blocked_words = match &args.blocked_words_file {
         Some(path) => Some(
-            std::fs::read_to_string(path).with_context(|| format!("cannot read --blocked-words-file {}", path.display()))?,
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --blocked-words-file {}", path.display()))?,
         ),
         None => None,
     };
@@ -124,8 +131,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
     let queue: Arc<dyn Queue> = Arc::new(LocalQueue::new(args.worker_partitions, 8192));
     let presence: Arc<dyn Presence> = Arc::new(LocalPresence::new());
-    let reviewer: Arc<dyn Reviewer> =
-        Arc::new(Moderator::new(ModerationSettings { blocked_words, ..ModerationSettings::default() }, store.clone()));
+    let reviewer: Arc<dyn Reviewer> = Arc::new(Moderator::new(
+        ModerationSettings { blocked_words, ..ModerationSettings::default() },
+        store.clone(),
+    ));
     let accounts = Arc::new(
         Accounts::new(
             store.clone(),

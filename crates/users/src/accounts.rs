@@ -6,7 +6,7 @@ use crate::tokens::{Authenticated, TokenKeys, TokenPair};
 use parlor_domain::bus::{BusEvent, Envelope, Topic};
 use parlor_domain::model::{OwnUser, SessionInfo, SessionRecord};
 use parlor_domain::ports::{Bus, NewUser, Rotation, Store};
-use parlor_domain::{validate, Error, Result, SessionId, Timestamp, UserId};
+use parlor_domain::{Error, Result, SessionId, Timestamp, UserId, validate};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,7 +97,12 @@ impl Accounts {
 
     /// Starts a session for a username and password. Unknown users and wrong passwords get the
     /// same answer, in the same time.
-    pub async fn login(&self, username: &str, password: &str, user_agent: Option<String>) -> Result<SignedIn> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        user_agent: Option<String>,
+    ) -> Result<SignedIn> {
         let wrong = || Error::Unauthorized("wrong username or password".into());
         let record = self.store.user_by_username(username).await?;
         let hash = record.as_ref().map_or_else(|| self.decoy_hash.clone(), |r| r.password_hash.clone());
@@ -113,12 +118,22 @@ impl Accounts {
         let new_token = secrets::new_token();
         let rotation = self
             .store
-            .rotate_refresh(&secrets::token_hash(refresh_token), &secrets::token_hash(&new_token), now, self.refresh_expiry(now))
+            .rotate_refresh(
+                &secrets::token_hash(refresh_token),
+                &secrets::token_hash(&new_token),
+                now,
+                self.refresh_expiry(now),
+            )
             .await?;
         match rotation {
             Rotation::Rotated { session_id, user_id } => {
-                let access_token = self.keys.sign(&user_id, &session_id, now, self.settings.access_ttl.as_secs())?;
-                Ok(TokenPair { access_token, refresh_token: new_token, expires_in: self.settings.access_ttl.as_secs() })
+                let access_token =
+                    self.keys.sign(&user_id, &session_id, now, self.settings.access_ttl.as_secs())?;
+                Ok(TokenPair {
+                    access_token,
+                    refresh_token: new_token,
+                    expires_in: self.settings.access_ttl.as_secs(),
+                })
             }
             Rotation::Reused { session_id, user_id } => {
                 tracing::warn!(%user_id, %session_id, "a spent refresh token was presented; session revoked");
@@ -138,7 +153,13 @@ impl Accounts {
 
     /// Resets the password with the recovery phrase; every earlier session ends and a new phrase
     /// replaces the old one.
-    pub async fn recover(&self, username: &str, phrase: &str, new_password: &str, user_agent: Option<String>) -> Result<Registered> {
+    pub async fn recover(
+        &self,
+        username: &str,
+        phrase: &str,
+        new_password: &str,
+        user_agent: Option<String>,
+    ) -> Result<Registered> {
         validate::password("new_password", new_password)?;
         let wrong = || Error::Unauthorized("wrong username or recovery phrase".into());
         let record = self.store.user_by_username(username).await?;
@@ -158,15 +179,25 @@ impl Accounts {
     }
 
     /// Changes the password; every other session ends.
-    pub async fn change_password(&self, auth: &Authenticated, current: &str, new_password: &str) -> Result<()> {
+    pub async fn change_password(
+        &self,
+        auth: &Authenticated,
+        current: &str,
+        new_password: &str,
+    ) -> Result<()> {
         validate::password("new_password", new_password)?;
-        let record = self.store.user_by_id(&auth.user_id).await?.ok_or_else(|| Error::Unauthorized("unknown user".into()))?;
+        let record = self
+            .store
+            .user_by_id(&auth.user_id)
+            .await?
+            .ok_or_else(|| Error::Unauthorized("unknown user".into()))?;
         if !secrets::verify(current.to_owned(), record.password_hash).await? {
             return Err(Error::Unauthorized("wrong current password".into()));
         }
         let hash = secrets::hash(new_password.to_owned()).await?;
         self.store.set_password_hash(&auth.user_id, &hash).await?;
-        let ended = self.store.revoke_user_sessions(&auth.user_id, Some(&auth.session_id), Timestamp::now()).await?;
+        let ended =
+            self.store.revoke_user_sessions(&auth.user_id, Some(&auth.session_id), Timestamp::now()).await?;
         self.announce_ended(&auth.user_id, ended).await;
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Slow hashes for passwords and phrases, random tokens and recovery phrases.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use base64::Engine;
 use parlor_domain::{Error, Result};
 use rand::RngCore;

@@ -1,6 +1,6 @@
 //! Access tokens: HS256 JWTs that name a user and a session.
 
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use parlor_domain::{Error, Result, SessionId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -46,11 +46,21 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
     }
 
     /// A token for a session, valid for `ttl_secs`.
-    pub fn sign(&self, user_id: &UserId, session_id: &SessionId, now: Timestamp, ttl_secs: u64) -> Result<String> {
+    pub fn sign(
+        &self,
+        user_id: &UserId,
+        session_id: &SessionId,
+        now: Timestamp,
+        ttl_secs: u64,
+    ) -> Result<String> {
         let claims = Claims {
             sub: user_id.to_string(),
             sid: session_id.to_string(),
@@ -79,7 +89,8 @@ mod tests {
         let t = keys.sign(&"u".into(), &"s".into(), Timestamp::now(), 60).expect("sign");
         assert_eq!(keys.check(&t).expect("valid").session_id, SessionId::from("s"));
         assert!(other.check(&t).is_err());
-        let old = keys.sign(&"u".into(), &"s".into(), Timestamp::now().plus_millis(-120_000), 60).expect("sign");
+        let old =
+            keys.sign(&"u".into(), &"s".into(), Timestamp::now().plus_millis(-120_000), 60).expect("sign");
         assert!(keys.check(&old).is_err());
     }
 }

@@ -3,7 +3,9 @@
 //! Nothing is acknowledged — to the queue or to a client — before the commit.
 
 use parlor_domain::bus::{BusEvent, Envelope, Frame, Topic};
-use parlor_domain::ports::{Bus, Consumer, Delivery, Prepared, Queue, ReviewRequest, Reviewer, Store, Verdict};
+use parlor_domain::ports::{
+    Bus, Consumer, Delivery, Prepared, Queue, ReviewRequest, Reviewer, Store, Verdict,
+};
 use parlor_domain::protocol::ServerEvent;
 use parlor_domain::queue::{Command, Outcome};
 use parlor_domain::{Error, Timestamp};
@@ -49,7 +51,9 @@ async fn consume(ctx: WorkerContext, mut consumer: Box<dyn Consumer>, shutdown: 
         process(&ctx, consumer.as_mut(), batch).await;
     }
     // Shutting down: the gateways no longer accept sends, so finish what is already queued.
-    while let Ok(Some(batch)) = tokio::time::timeout(Duration::from_millis(200), consumer.next_batch(ctx.batch_max)).await {
+    while let Ok(Some(batch)) =
+        tokio::time::timeout(Duration::from_millis(200), consumer.next_batch(ctx.batch_max)).await
+    {
         process(&ctx, consumer.as_mut(), batch).await;
     }
 }
@@ -96,7 +100,7 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
         }
         let reply = Envelope {
             topic: Topic::Gateway(d.item.origin.clone()),
-            event: BusEvent::Reply { request_id: d.item.request_id.clone(), outcome },
+            event: BusEvent::Reply { request_id: d.item.request_id.clone(), outcome: Box::new(outcome) },
         };
         publish(ctx, reply).await;
     }
@@ -108,7 +112,10 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
     }
 }
 
-async fn review(ctx: &WorkerContext, command: &Command) -> Result<(String, Vec<parlor_domain::UserId>), Error> {
+async fn review(
+    ctx: &WorkerContext,
+    command: &Command,
+) -> Result<(String, Vec<parlor_domain::UserId>), Error> {
     let (author_id, room_id, body) = match command {
         Command::Create { author_id, room_id, body, .. } | Command::Edit { author_id, room_id, body, .. } => {
             (author_id, room_id, body)
@@ -141,7 +148,11 @@ fn room_event(outcome: &Outcome) -> Option<Envelope> {
         Outcome::Deleted { room_id, message_id, seq } => (
             room_id.clone(),
             *seq,
-            ServerEvent::MessageDeleted { room_id: room_id.clone(), message_id: message_id.clone(), seq: *seq },
+            ServerEvent::MessageDeleted {
+                room_id: room_id.clone(),
+                message_id: message_id.clone(),
+                seq: *seq,
+            },
         ),
         Outcome::Created { created: false, .. } | Outcome::Failed(_) => return None,
     };

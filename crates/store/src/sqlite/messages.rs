@@ -2,7 +2,7 @@
 //! search (FTS5).
 
 use super::rows;
-use super::{db_err, SqliteStore};
+use super::{SqliteStore, db_err};
 use async_trait::async_trait;
 use parlor_domain::model::{Message, Role, RoomKind, Visibility};
 use parlor_domain::permissions;
@@ -95,16 +95,20 @@ async fn apply_one(conn: &mut SqliteConnection, p: &Prepared) -> Result<Outcome>
                     .await
                     .map_err(db_err)?;
                 if exists.is_none() {
-                    return Ok(Outcome::Failed(Error::validation("reply_to", "no such message in this room")));
+                    return Ok(Outcome::Failed(Error::validation(
+                        "reply_to",
+                        "no such message in this room",
+                    )));
                 }
             }
-            let seq: i64 = sqlx::query("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
-                .bind(room_id.as_str())
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(db_err)?
-                .try_get("last_seq")
-                .map_err(db_err)?;
+            let seq: i64 =
+                sqlx::query("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
+                    .bind(room_id.as_str())
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db_err)?
+                    .try_get("last_seq")
+                    .map_err(db_err)?;
             let id = MessageId::generate();
             sqlx::query(
                 "INSERT INTO messages (id, room_id, seq, author_id, body, html, mentions, reply_to, nonce, created_at) \
@@ -123,7 +127,8 @@ async fn apply_one(conn: &mut SqliteConnection, p: &Prepared) -> Result<Outcome>
             .execute(&mut *conn)
             .await
             .map_err(db_err)?;
-            let message = load(conn, room_id, &id).await?.ok_or_else(|| Error::internal("message vanished"))?;
+            let message =
+                load(conn, room_id, &id).await?.ok_or_else(|| Error::internal("message vanished"))?;
             Ok(Outcome::Created { message, created: true })
         }
         Command::Edit { room_id, message_id, author_id, body } => {
@@ -146,7 +151,8 @@ async fn apply_one(conn: &mut SqliteConnection, p: &Prepared) -> Result<Outcome>
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)?;
-            let message = load(conn, room_id, message_id).await?.ok_or_else(|| Error::internal("message vanished"))?;
+            let message =
+                load(conn, room_id, message_id).await?.ok_or_else(|| Error::internal("message vanished"))?;
             Ok(Outcome::Edited { message })
         }
         Command::Delete { room_id, message_id, actor_id } => {
@@ -173,7 +179,11 @@ async fn apply_one(conn: &mut SqliteConnection, p: &Prepared) -> Result<Outcome>
                 .await
                 .map_err(db_err)?;
             }
-            Ok(Outcome::Deleted { room_id: room_id.clone(), message_id: message_id.clone(), seq: message.seq })
+            Ok(Outcome::Deleted {
+                room_id: room_id.clone(),
+                message_id: message_id.clone(),
+                seq: message.seq,
+            })
         }
     }
 }
@@ -245,7 +255,13 @@ impl MessageStore for SqliteStore {
         Ok((messages, has_more))
     }
 
-    async fn search(&self, user_id: &UserId, query: &str, room_id: Option<&RoomId>, limit: i64) -> Result<Vec<Message>> {
+    async fn search(
+        &self,
+        user_id: &UserId,
+        query: &str,
+        room_id: Option<&RoomId>,
+        limit: i64,
+    ) -> Result<Vec<Message>> {
         let Some(fts) = fts_query(query) else { return Ok(Vec::new()) };
         let found = sqlx::query(concat!(
             "SELECT ",

@@ -1,7 +1,7 @@
 //! Rooms, memberships and read markers in SQLite.
 
 use super::rows::{self, like_escape};
-use super::{db_err, SqliteStore};
+use super::{SqliteStore, db_err};
 use async_trait::async_trait;
 use parlor_domain::model::{Member, Role, Room};
 use parlor_domain::ports::{NewRoom, RoomAccess, RoomStore};
@@ -139,10 +139,7 @@ impl RoomStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(db_err)?;
-        found
-            .iter()
-            .map(|r| r.try_get::<String, _>("room_id").map(RoomId::from).map_err(db_err))
-            .collect()
+        found.iter().map(|r| r.try_get::<String, _>("room_id").map(RoomId::from).map_err(db_err)).collect()
     }
 
     async fn public_rooms(&self, query: &str, limit: i64) -> Result<Vec<Room>> {
@@ -160,7 +157,12 @@ impl RoomStore for SqliteStore {
         found.iter().map(rows::room).collect()
     }
 
-    async fn update_room(&self, room_id: &RoomId, name: Option<String>, topic: Option<String>) -> Result<Room> {
+    async fn update_room(
+        &self,
+        room_id: &RoomId,
+        name: Option<String>,
+        topic: Option<String>,
+    ) -> Result<Room> {
         let name_key = name.as_ref().map(|n| n.to_lowercase());
         sqlx::query(
             "UPDATE rooms SET name = COALESCE(?, name), name_key = COALESCE(?, name_key), \

@@ -2,11 +2,12 @@
 //! columns named here, in the same shape.
 
 use super::db_err;
-use parlor_domain::model::{Member, Message, Role, Room, RoomKind, SessionRecord, User, UserRecord, Visibility};
+use parlor_domain::model::{
+    Member, Message, Role, Room, RoomKind, SessionRecord, User, UserRecord, Visibility,
+};
 use parlor_domain::{Error, Result, Timestamp};
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
-
+use sqlx::sqlite::SqliteRow;
 
 pub fn user_record(row: &SqliteRow) -> Result<UserRecord> {
     Ok(UserRecord {
@@ -55,7 +56,6 @@ pub fn session(row: &SqliteRow) -> Result<SessionRecord> {
     })
 }
 
-
 pub fn room(row: &SqliteRow) -> Result<Room> {
     let kind = match row.try_get::<String, _>("kind").map_err(db_err)?.as_str() {
         "direct" => RoomKind::Direct,
@@ -91,7 +91,6 @@ pub fn member(row: &SqliteRow) -> Result<Member> {
         joined_at: Timestamp(row.try_get("joined_at").map_err(db_err)?),
     })
 }
-
 
 pub fn message(row: &SqliteRow) -> Result<Message> {
     let mentions: String = row.try_get("mentions").map_err(db_err)?;

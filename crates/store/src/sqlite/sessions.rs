@@ -1,17 +1,21 @@
 //! Sessions and refresh tokens in SQLite.
 
 use super::rows;
-use super::{db_err, SqliteStore};
+use super::{SqliteStore, db_err};
 use async_trait::async_trait;
 use parlor_domain::model::SessionRecord;
 use parlor_domain::ports::{Rotation, SessionStore};
 use parlor_domain::{Result, SessionId, Timestamp, UserId};
 use sqlx::Row;
 
-
 #[async_trait]
 impl SessionStore for SqliteStore {
-    async fn create_session(&self, s: SessionRecord, refresh_hash: &str, refresh_expires_at: Timestamp) -> Result<()> {
+    async fn create_session(
+        &self,
+        s: SessionRecord,
+        refresh_hash: &str,
+        refresh_expires_at: Timestamp,
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_seen_at, user_agent) VALUES (?, ?, ?, ?, ?)",
@@ -57,7 +61,13 @@ impl SessionStore for SqliteStore {
         found.iter().map(rows::session).collect()
     }
 
-    async fn rotate_refresh(&self, old_hash: &str, new_hash: &str, now: Timestamp, new_expires_at: Timestamp) -> Result<Rotation> {
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now: Timestamp,
+        new_expires_at: Timestamp,
+    ) -> Result<Rotation> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let row = sqlx::query(
             "SELECT t.session_id, t.expires_at, t.spent_at, s.user_id, s.revoked_at \
@@ -132,7 +142,12 @@ impl SessionStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn revoke_user_sessions(&self, user_id: &UserId, except: Option<&SessionId>, now: Timestamp) -> Result<Vec<SessionId>> {
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &UserId,
+        except: Option<&SessionId>,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>> {
         let ended = sqlx::query(
             "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL \
              AND id IS NOT ? RETURNING id",
@@ -143,9 +158,6 @@ impl SessionStore for SqliteStore {
         .fetch_all(&self.writer)
         .await
         .map_err(db_err)?;
-        ended
-            .iter()
-            .map(|r| r.try_get::<String, _>("id").map(SessionId::from).map_err(db_err))
-            .collect()
+        ended.iter().map(|r| r.try_get::<String, _>("id").map(SessionId::from).map_err(db_err)).collect()
     }
 }

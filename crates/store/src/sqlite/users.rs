@@ -1,7 +1,7 @@
 //! Accounts in SQLite.
 
 use super::rows::{self, like_escape};
-use super::{db_err, SqliteStore};
+use super::{SqliteStore, db_err};
 use async_trait::async_trait;
 use parlor_domain::model::{OwnUser, User, UserRecord};
 use parlor_domain::ports::{NewUser, ProfilePatch, UserStore};
@@ -28,9 +28,7 @@ impl UserStore for SqliteStore {
             Err(Error::Conflict(_)) => return Err(Error::Conflict("username is taken".into())),
             other => other?,
         };
-        self.user_by_id(&user.id)
-            .await?
-            .ok_or_else(|| Error::internal("user vanished after insert"))
+        self.user_by_id(&user.id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
     }
 
     async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>> {

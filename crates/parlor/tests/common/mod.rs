@@ -1,0 +1,380 @@
+//! The test harness: starts the real `parlor` binary on a free port with a fresh data directory,
+//! and speaks HTTP and WebSocket to it like any client.
+
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for anything before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running server.
+pub struct TestApp {
+    pub base: String,
+    pub addr: String,
+    child: Child,
+    dir: DataDir,
+    flags: BTreeMap<String, String>,
+    http: reqwest::Client,
+}
+
+/// The data directory, kept across restarts and removed at the end.
+pub struct DataDir(pub tempfile::TempDir);
+
+impl DataDir {
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// Flags every test server gets unless a test sets them: generous limits so tests are not
+/// throttled by accident.
+fn default_flags() -> BTreeMap<String, String> {
+    [("--auth-rate", "1000"), ("--auth-burst", "10000"), ("--send-rate", "1000"), ("--send-burst", "10000")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn start(dir: &Path, flags: &BTreeMap<String, String>) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_parlor"));
+    cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(dir);
+    for (k, v) in flags {
+        cmd.arg(k).arg(v);
+    }
+    cmd.env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info".into()));
+    cmd.env_remove("PARLOR_LISTEN").env_remove("PARLOR_DATA_DIR");
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("the parlor binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    let echo = std::env::var("TEST_LOG").is_ok();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if echo {
+                println!("server: {line}");
+            }
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("server stderr: {line}");
+        }
+    });
+    let addr = rx.recv_timeout(WAIT).expect("the server logs `listening on <address>`");
+    (child, addr)
+}
+
+impl TestApp {
+    /// A server with the default test flags.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// A server with some flags set, e.g. `&[("--send-burst", "3")]`.
+    pub async fn spawn_with(flags: &[(&str, &str)]) -> Self {
+        let dir = DataDir(tempfile::tempdir().expect("a temporary directory"));
+        let mut all = default_flags();
+        for (k, v) in flags {
+            all.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let (child, addr) = start(dir.path(), &all);
+        let app = Self {
+            base: format!("http://{addr}"),
+            addr,
+            child,
+            dir,
+            flags: all,
+            http: reqwest::Client::builder().timeout(WAIT).build().expect("an HTTP client"),
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the server never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// Kills the server with SIGKILL and starts it again on the same data directory.
+    pub async fn kill_and_restart(&mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+        let (child, addr) = start(self.dir.path(), &self.flags);
+        self.child = child;
+        self.base = format!("http://{addr}");
+        self.addr = addr;
+        self.wait_ready().await;
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code and how long it took.
+    pub fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let started = std::time::Instant::now();
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill -TERM");
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return (status.code(), started.elapsed());
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "the server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with an optional token and JSON body; returns the status and the JSON body
+    /// (`Value::Null` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("the request is answered");
+        let status = resp.status();
+        let text = resp.text().await.expect("a body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// A request with a raw body.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut req =
+            self.http.request(method, self.url(path)).header("content-type", "application/json").body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("the request is answered")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Registers a user (password `password-<name>`).
+    pub async fn register(&self, username: &str) -> TestUser {
+        let password = format!("password-{username}");
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "register {username}: {body}");
+        TestUser {
+            id: body["user"]["id"].as_str().expect("user id").to_owned(),
+            username: username.to_owned(),
+            password,
+            token: body["access_token"].as_str().expect("access token").to_owned(),
+            refresh: body["refresh_token"].as_str().expect("refresh token").to_owned(),
+            phrase: body["recovery_phrase"].as_str().expect("phrase").to_owned(),
+        }
+    }
+
+    /// Creates a room owned by `owner`; returns its id.
+    pub async fn room(&self, owner: &TestUser, name: &str, visibility: &str) -> String {
+        let (status, body) =
+            self.post("/api/v1/rooms", &owner.token, json!({"name": name, "visibility": visibility})).await;
+        assert_eq!(status, StatusCode::CREATED, "create room: {body}");
+        body["id"].as_str().expect("room id").to_owned()
+    }
+
+    /// `user` joins a public room.
+    pub async fn join(&self, user: &TestUser, room: &str) {
+        let (status, body) =
+            self.call(Method::POST, &format!("/api/v1/rooms/{room}/join"), Some(&user.token), None).await;
+        assert_eq!(status, StatusCode::OK, "join: {body}");
+    }
+
+    /// Posts a message over REST; returns it.
+    pub async fn say(&self, user: &TestUser, room: &str, body: &str) -> Value {
+        let (status, msg) =
+            self.post(&format!("/api/v1/rooms/{room}/messages"), &user.token, json!({"body": body})).await;
+        assert_eq!(status, StatusCode::CREATED, "send: {msg}");
+        msg
+    }
+
+    /// A WebSocket authenticated by header; waits for `ready`.
+    pub async fn ws(&self, token: &str) -> WsClient {
+        let mut req = format!("ws://{}/api/v1/ws", self.addr).into_client_request().expect("request");
+        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+        let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("the upgrade succeeds");
+        let mut ws = WsClient { stream, ready: Value::Null };
+        ws.ready = ws.next_of_type("ready").await;
+        ws
+    }
+
+    /// A WebSocket with no authentication yet.
+    pub async fn ws_raw(&self) -> WsClient {
+        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/v1/ws", self.addr))
+            .await
+            .expect("the upgrade succeeds");
+        WsClient { stream, ready: Value::Null }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A registered user.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub username: String,
+    pub password: String,
+    pub token: String,
+    pub refresh: String,
+    pub phrase: String,
+}
+
+/// A WebSocket client.
+pub struct WsClient {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The `ready` event, once authenticated.
+    pub ready: Value,
+}
+
+/// What arrives on a socket.
+#[derive(Debug)]
+pub enum Got {
+    Frame(Value),
+    Closed(Option<u16>),
+}
+
+impl WsClient {
+    pub async fn send(&mut self, frame: Value) {
+        self.stream.send(Message::text(frame.to_string())).await.expect("send a frame");
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.stream.send(Message::text(text)).await.expect("send a frame");
+    }
+
+    /// The next JSON frame or the close, skipping pings.
+    pub async fn next(&mut self) -> Got {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next()).await.expect("a frame in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return Got::Frame(serde_json::from_str(&t).expect("JSON frames"));
+                }
+                Some(Ok(Message::Close(frame))) => return Got::Closed(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Got::Closed(None),
+            }
+        }
+    }
+
+    /// The next JSON frame; fails on a close.
+    pub async fn next_json(&mut self) -> Value {
+        match self.next().await {
+            Got::Frame(v) => v,
+            Got::Closed(code) => panic!("expected a frame, the socket closed with {code:?}"),
+        }
+    }
+
+    /// The next frame of a type, skipping others (presence, typing...).
+    pub async fn next_of_type(&mut self, ty: &str) -> Value {
+        loop {
+            let v = self.next_json().await;
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+
+    /// Waits for the close and returns its code, skipping frames.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            if let Got::Closed(code) = self.next().await {
+                return code;
+            }
+        }
+    }
+
+    /// Asserts no frame of this type arrives within `wait`.
+    pub async fn assert_no(&mut self, ty: &str, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).expect("JSON frames");
+                    assert_ne!(v["type"], ty, "unexpected frame {v}");
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(_) => return,
+            }
+        }
+    }
+
+    /// Closes from the client side.
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// The numeric code of a close code.
+pub fn code(c: CloseCode) -> u16 {
+    u16::from(c)
+}
