@@ -134,12 +134,12 @@ pub trait RoomStore: Send + Sync {
     async fn user_room_ids(&self, user_id: &UserId) -> Result<Vec<RoomId>>;
     /// Public group rooms whose name contains `query` (all when empty), by name.
     async fn public_rooms(&self, query: &str, limit: i64) -> Result<Vec<Room>>;
-    /// Changes name and topic.
+    /// Changes the name and the topic (`Some(None)` clears the topic).
     async fn update_room(
         &self,
         room_id: &RoomId,
         name: Option<String>,
-        topic: Option<String>,
+        topic: Option<Option<String>>,
     ) -> Result<Room>;
     /// The members of a room, owners first.
     async fn members(&self, room_id: &RoomId) -> Result<Vec<Member>>;
@@ -180,6 +180,13 @@ pub trait MessageStore: Send + Sync {
     async fn apply(&self, batch: &[Prepared]) -> Result<Vec<Outcome>>;
     /// One message of a room.
     async fn message(&self, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>>;
+    /// The message an author sent to a room with this nonce, if any.
+    async fn message_by_nonce(
+        &self,
+        room_id: &RoomId,
+        author_id: &UserId,
+        nonce: &str,
+    ) -> Result<Option<Message>>;
     /// A page of history in ascending seq, and whether more exist in that direction.
     async fn history(&self, room_id: &RoomId, page: Page, limit: i64) -> Result<(Vec<Message>, bool)>;
     /// Full-text search in the user's rooms (or one of them), newest first.

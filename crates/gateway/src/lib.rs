@@ -133,7 +133,8 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(rooms::router())
         .merge(messages::router())
-        .route("/ws", get(ws::upgrade));
+        .route("/ws", get(ws::upgrade))
+        .route("/openapi.json", get(health::openapi));
     Router::new()
         .merge(health::router())
         .nest("/api/v1", api)

@@ -132,7 +132,9 @@ async fn update(
         return Err(Error::Forbidden("only the owner or an admin may change the room".into()).into());
     }
     let name = body.name.as_deref().map(validate::room_name).transpose()?;
-    let topic = body.topic.as_deref().map(validate::topic).transpose()?;
+    // An empty topic clears it, as at creation.
+    let topic =
+        body.topic.as_deref().map(validate::topic).transpose()?.map(|t| Some(t).filter(|t| !t.is_empty()));
     let room = state.store.update_room(&room_id, name, topic).await?;
     events::room_updated(&state, &room).await;
     Ok(Json(room))

@@ -60,6 +60,27 @@ async fn load(conn: &mut SqliteConnection, room_id: &RoomId, id: &MessageId) -> 
     row.as_ref().map(rows::message).transpose()
 }
 
+async fn by_nonce(
+    conn: &mut SqliteConnection,
+    room_id: &RoomId,
+    author_id: &UserId,
+    nonce: &str,
+) -> Result<Option<Message>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        message_cols!(),
+        " FROM messages m JOIN users u ON u.id = m.author_id \
+         WHERE m.room_id = ? AND m.author_id = ? AND m.nonce = ?"
+    ))
+    .bind(room_id.as_str())
+    .bind(author_id.as_str())
+    .bind(nonce)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(rows::message).transpose()
+}
+
 /// Applies one command inside the batch's transaction. Rule violations come back as
 /// `Outcome::Failed` before anything is written; an `Err` aborts the whole batch.
 async fn apply_one(conn: &mut SqliteConnection, p: &Prepared) -> Result<Outcome> {
@@ -70,22 +91,10 @@ async fn apply_one(conn: &mut SqliteConnection, p: &Prepared) -> Result<Outcome>
             if let Err(e) = acc.member() {
                 return Ok(Outcome::Failed(e));
             }
-            if let Some(nonce) = nonce {
-                let row = sqlx::query(concat!(
-                    "SELECT ",
-                    message_cols!(),
-                    " FROM messages m JOIN users u ON u.id = m.author_id \
-                     WHERE m.room_id = ? AND m.author_id = ? AND m.nonce = ?"
-                ))
-                .bind(room_id.as_str())
-                .bind(author_id.as_str())
-                .bind(nonce)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_err)?;
-                if let Some(row) = row {
-                    return Ok(Outcome::Created { message: rows::message(&row)?, created: false });
-                }
+            if let Some(nonce) = nonce
+                && let Some(first) = by_nonce(conn, room_id, author_id, nonce).await?
+            {
+                return Ok(Outcome::Created { message: first, created: false });
             }
             if let Some(reply_to) = reply_to {
                 let exists = sqlx::query("SELECT 1 FROM messages WHERE room_id = ? AND id = ?")
@@ -215,6 +224,16 @@ impl MessageStore for SqliteStore {
     async fn message(&self, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>> {
         let mut conn = self.reader.acquire().await.map_err(db_err)?;
         load(&mut conn, room_id, id).await
+    }
+
+    async fn message_by_nonce(
+        &self,
+        room_id: &RoomId,
+        author_id: &UserId,
+        nonce: &str,
+    ) -> Result<Option<Message>> {
+        let mut conn = self.reader.acquire().await.map_err(db_err)?;
+        by_nonce(&mut conn, room_id, author_id, nonce).await
     }
 
     async fn history(&self, room_id: &RoomId, page: Page, limit: i64) -> Result<(Vec<Message>, bool)> {

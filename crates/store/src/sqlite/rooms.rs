@@ -161,15 +161,20 @@ impl RoomStore for SqliteStore {
         &self,
         room_id: &RoomId,
         name: Option<String>,
-        topic: Option<String>,
+        topic: Option<Option<String>>,
     ) -> Result<Room> {
         let name_key = name.as_ref().map(|n| n.to_lowercase());
+        let (set_topic, topic) = match topic {
+            Some(t) => (1, t),
+            None => (0, None),
+        };
         sqlx::query(
             "UPDATE rooms SET name = COALESCE(?, name), name_key = COALESCE(?, name_key), \
-             topic = COALESCE(?, topic) WHERE id = ?",
+             topic = CASE WHEN ? THEN ? ELSE topic END WHERE id = ?",
         )
         .bind(name)
         .bind(name_key)
+        .bind(set_topic)
         .bind(topic)
         .bind(room_id.as_str())
         .execute(&self.writer)
