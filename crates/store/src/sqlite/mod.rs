@@ -57,29 +57,24 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies the migrations.
     pub async fn open(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        Self::with_options(options).await
+        Self::with_options(SqliteConnectOptions::new().filename(path)).await
     }
 
     /// Opens a database from a `sqlite:` URL.
     pub async fn open_url(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::internal(format!("bad SQLite URL: {e}")))?
+            .map_err(|e| Error::internal(format!("bad SQLite URL: {e}")))?;
+        Self::with_options(options).await
+    }
+
+    /// Opens with parlor's settings: WAL, fsync on every commit, foreign keys, and a busy wait.
+    async fn with_options(options: SqliteConnectOptions) -> Result<Self> {
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        Self::with_options(options).await
-    }
-
-    async fn with_options(options: SqliteConnectOptions) -> Result<Self> {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
