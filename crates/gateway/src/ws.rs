@@ -111,11 +111,12 @@ async fn session(socket: WebSocket, state: AppState, header_token: Option<String
     tracing::debug!(conn = conn.id, user_id = %auth.user_id, "connection open");
     run(&state, &conn, &auth, rx, sink, stream).await;
     state.hub.unregister(&conn).await;
+    // Record the time first, so that nobody sees the user offline with an older last_seen_at.
+    let now = Timestamp::now();
+    if let Err(e) = state.store.set_last_seen(&auth.user_id, now).await {
+        tracing::warn!(error = %e, "could not record last seen");
+    }
     if state.presence.disconnected(&auth.user_id).await.unwrap_or(false) {
-        let now = Timestamp::now();
-        if let Err(e) = state.store.set_last_seen(&auth.user_id, now).await {
-            tracing::warn!(error = %e, "could not record last seen");
-        }
         let rooms = state.store.user_room_ids(&auth.user_id).await.unwrap_or_default();
         events::presence(&state, &auth.user_id, PresenceStatus::Offline, Some(now), rooms).await;
     }
