@@ -9,7 +9,7 @@ use parlor_domain::ports::{
 use parlor_domain::protocol::ServerEvent;
 use parlor_domain::queue::{Command, Outcome};
 use parlor_domain::{Error, Timestamp};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -65,22 +65,31 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
     // Review first: a rejected command fails alone and is not part of the transaction.
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
     let mut prepared = Vec::with_capacity(batch.len());
-    let mut nonces_in_batch = HashSet::new();
-    for d in &batch {
+    // Where each (room, author, nonce) first stands in this batch.
+    let mut first_in_batch = HashMap::new();
+    for (i, d) in batch.iter().enumerate() {
         // A retry of a stored send is answered with the first message, not judged again: review
         // could now refuse it (flood counts the retries) although it was accepted once.
         if let Command::Create { room_id, author_id, nonce: Some(nonce), .. } = &d.item.command {
-            if !nonces_in_batch.insert((room_id, author_id, nonce)) {
-                // The store answers a later copy in the same batch with the first one.
-                outcomes.push(None);
-                prepared.push(Prepared {
-                    command: d.item.command.clone(),
-                    html: String::new(),
-                    mentions: Vec::new(),
-                    now,
-                });
+            if let Some(&first) = first_in_batch.get(&(room_id, author_id, nonce)) {
+                // A copy of an earlier command of this batch shares its fate: the same failure,
+                // or (once the first is stored) the store answers it with the first message.
+                let fate: Option<Outcome> = outcomes[first].clone();
+                match fate {
+                    Some(outcome) => outcomes.push(Some(outcome)),
+                    None => {
+                        outcomes.push(None);
+                        prepared.push(Prepared {
+                            command: d.item.command.clone(),
+                            html: String::new(),
+                            mentions: Vec::new(),
+                            now,
+                        });
+                    }
+                }
                 continue;
             }
+            first_in_batch.insert((room_id, author_id, nonce), i);
             match ctx.store.message_by_nonce(room_id, author_id, nonce).await {
                 Ok(Some(first)) => {
                     outcomes.push(Some(Outcome::Created { message: first, created: false }));
