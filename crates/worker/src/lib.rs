@@ -66,7 +66,7 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
     let mut prepared = Vec::with_capacity(batch.len());
     // Where each (room, author, nonce) first stands in this batch.
-    let mut first_in_batch = HashMap::new();
+    let mut first_in_batch: HashMap<_, usize> = HashMap::new();
     for (i, d) in batch.iter().enumerate() {
         // A retry of a stored send is answered with the first message, not judged again: review
         // could now refuse it (flood counts the retries) although it was accepted once.
@@ -74,8 +74,7 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
             if let Some(&first) = first_in_batch.get(&(room_id, author_id, nonce)) {
                 // A copy of an earlier command of this batch shares its fate: the same failure,
                 // or (once the first is stored) the store answers it with the first message.
-                let fate: Option<Outcome> = outcomes[first].clone();
-                match fate {
+                match outcomes[first].clone() {
                     Some(outcome) => outcomes.push(Some(outcome)),
                     None => {
                         outcomes.push(None);
