@@ -276,7 +276,17 @@ async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Utf8Bytes>, conn: Con
         }
     }
     let code = conn.close_code().unwrap_or(close::NORMAL);
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close_message(code))).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        // What was queued before the close (an `error` saying why, the last events before a
+        // shutdown) goes out first; a slow consumer's backlog is what it is closed for.
+        if code != close::TRY_AGAIN_LATER {
+            while let Ok(frame) = rx.try_recv() {
+                sink.feed(Message::Text(frame)).await?;
+            }
+        }
+        sink.send(close_message(code)).await
+    })
+    .await;
 }
 
 /// Runs a write unless the connection is told to close first.
