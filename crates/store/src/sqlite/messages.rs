@@ -1,8 +1,8 @@
 //! Message history in SQLite: group-committed batches of commands, history pages and full-text
 //! search (FTS5).
 
-use super::rows;
 use super::{SqliteStore, db_err};
+use crate::rows;
 use async_trait::async_trait;
 use parlor_domain::model::{Message, Role, RoomKind, Visibility};
 use parlor_domain::permissions;
@@ -200,12 +200,7 @@ async fn apply_one(conn: &mut SqliteConnection, p: &Prepared) -> Result<Outcome>
 /// Turns the user's words into an FTS5 query: each word quoted (so no operator can be injected)
 /// and matched as a prefix, all of them required.
 fn fts_query(q: &str) -> Option<String> {
-    let words: Vec<String> = q
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(16)
-        .map(|w| format!("\"{w}\"*"))
-        .collect();
+    let words: Vec<String> = rows::search_words(q).iter().map(|w| format!("\"{w}\"*")).collect();
     (!words.is_empty()).then(|| words.join(" "))
 }
 

@@ -30,7 +30,7 @@ macro_rules! message_cols {
 
 mod messages;
 mod rooms;
-mod rows;
+
 mod sessions;
 mod users;
 

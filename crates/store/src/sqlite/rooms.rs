@@ -1,7 +1,7 @@
 //! Rooms, memberships and read markers in SQLite.
 
-use super::rows::{self, like_escape};
 use super::{SqliteStore, db_err};
+use crate::rows::{self, like_escape};
 use async_trait::async_trait;
 use parlor_domain::model::{Member, Role, Room};
 use parlor_domain::ports::{NewRoom, RoomAccess, RoomStore};
@@ -122,15 +122,7 @@ impl RoomStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db_err)?;
-        found
-            .iter()
-            .map(|row| {
-                let mut room = rows::room(row)?;
-                room.last_read_seq = Some(row.try_get("last_read_seq").map_err(db_err)?);
-                room.unread_count = Some(row.try_get("unread_count").map_err(db_err)?);
-                Ok(room)
-            })
-            .collect()
+        found.iter().map(rows::own_room).collect()
     }
 
     async fn user_room_ids(&self, user_id: &UserId) -> Result<Vec<RoomId>> {

@@ -1,7 +1,7 @@
 //! Sessions and refresh tokens in SQLite.
 
-use super::rows;
 use super::{SqliteStore, db_err};
+use crate::rows;
 use async_trait::async_trait;
 use parlor_domain::model::SessionRecord;
 use parlor_domain::ports::{Rotation, SessionStore};

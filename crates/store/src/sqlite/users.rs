@@ -1,7 +1,7 @@
 //! Accounts in SQLite.
 
-use super::rows::{self, like_escape};
 use super::{SqliteStore, db_err};
+use crate::rows::{self, like_escape};
 use async_trait::async_trait;
 use parlor_domain::model::{OwnUser, User, UserRecord};
 use parlor_domain::ports::{NewUser, ProfilePatch, UserStore};

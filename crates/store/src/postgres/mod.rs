@@ -1,0 +1,147 @@
+//! The PostgreSQL driver: the distributed store. Any number of gateways and workers share it; a
+//! room's `last_seq` is incremented under the row's lock inside the transaction that inserts the
+//! message, so seqs stay gapless under concurrent writers (a rolled-back insert rolls back its
+//! increment too).
+
+/// Columns of a user record (see `rows::user_record`).
+macro_rules! user_cols {
+    () => {
+        "id, username, display_name, created_at, email, email_notifications, password_hash, \
+         phrase_hash, last_seen_at"
+    };
+}
+
+/// Columns of a room, table alias `r` (see `rows::room`).
+macro_rules! room_cols {
+    () => {
+        "r.id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.member_count, \
+         r.last_seq"
+    };
+}
+
+/// Columns of a message with its author, table aliases `m` and `u` (see `rows::message`).
+macro_rules! message_cols {
+    () => {
+        "m.id, m.room_id, m.seq, m.body, m.html, m.mentions, m.reply_to, m.nonce, m.created_at, \
+         m.edited_at, m.deleted, u.id AS u_id, u.username AS u_username, \
+         u.display_name AS u_display_name, u.created_at AS u_created_at"
+    };
+}
+
+mod messages;
+mod rooms;
+
+mod sessions;
+mod users;
+
+use async_trait::async_trait;
+use parlor_domain::ports::Store;
+use parlor_domain::{Error, Result};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The PostgreSQL store.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// Most connections in the pool.
+    pub max_connections: u32,
+    /// Whether to apply the migrations on connect.
+    pub migrate: bool,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self { max_connections: 16, migrate: true }
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` and (unless told not to) applies the migrations. The pool reconnects on
+    /// its own when the server comes back after a restart.
+    pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::internal(format!("bad PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(true)
+            .connect_with(connect)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        let store = Self { pool };
+        if options.migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Applies the migrations that are not applied yet.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| Error::internal(format!("cannot migrate the database: {e}")))
+    }
+
+    /// Reverts the newest migration (`parlor migrate down`).
+    pub async fn migrate_down(&self) -> Result<()> {
+        let applied = sqlx::query_scalar::<_, i64>(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let target = match applied {
+            Some(v) => MIGRATOR.iter().map(|m| m.version).filter(|m| *m < v).max().unwrap_or(0),
+            None => return Ok(()),
+        };
+        MIGRATOR
+            .undo(&self.pool, target)
+            .await
+            .map_err(|e| Error::internal(format!("cannot revert the migration: {e}")))
+    }
+
+    /// Closes the pool, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+}
+
+/// Maps a driver error to the domain's: unique violations are conflicts, a server that does not
+/// answer is unavailable, the rest is internal.
+pub(crate) fn db_err(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict("already exists".into()),
+        // Class 08 (connection), 53 (resources), 57P (operator intervention: shutdown, restart).
+        sqlx::Error::Database(d)
+            if d.code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")) =>
+        {
+            tracing::warn!(error = %e, "database unavailable");
+            Error::Unavailable("the database is unavailable".into())
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            tracing::warn!(error = %e, "database unavailable");
+            Error::Unavailable("the database is unavailable".into())
+        }
+        _ => Error::internal(format!("database: {e}")),
+    }
+}
