@@ -1,10 +1,10 @@
-//! parlor's in-process adapters for the `Queue`, `Bus` and `Presence` ports: tokio channels and
-//! maps behind the same traits the Redis and RabbitMQ adapters implement, so `parlor serve` runs
-//! the whole message path in one process.
+//! parlor's adapters for the `Queue`, `Bus` and `Presence` ports: in process (tokio channels and
+//! maps, so `parlor serve` runs the whole message path in one process) and on Redis.
 
 mod bus;
 mod presence;
 mod queue;
+pub mod redis;
 
 pub use bus::LocalBus;
 pub use presence::LocalPresence;

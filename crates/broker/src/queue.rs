@@ -79,13 +79,13 @@ impl Consumer for LocalConsumer {
                 .into_iter()
                 .map(|item| {
                     self.next_tag += 1;
-                    Delivery { tag: self.next_tag, item }
+                    Delivery { tag: self.next_tag.to_string(), item }
                 })
                 .collect(),
         )
     }
 
-    async fn ack(&mut self, _tags: &[u64]) -> Result<()> {
+    async fn ack(&mut self, _tags: &[String]) -> Result<()> {
         // In process, a delivery is gone once received; there is nothing to redeliver.
         Ok(())
     }

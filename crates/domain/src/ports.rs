@@ -216,23 +216,28 @@ pub trait Queue: Send + Sync {
     fn partitions(&self) -> usize;
     /// Takes the consumer of a partition.
     async fn consumer(&self, partition: usize) -> Result<Box<dyn Consumer>>;
+    /// `Ok` when the queue's server answers.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A delivery from the queue, to be acknowledged once applied.
 #[derive(Clone, Debug)]
 pub struct Delivery {
-    pub tag: u64,
+    /// The queue's name for the delivery (a counter, a stream entry id, an AMQP delivery tag).
+    pub tag: String,
     pub item: Inbound,
 }
 
 /// The reading end of one queue partition.
 #[async_trait]
 pub trait Consumer: Send {
-    /// Waits for at least one delivery and returns up to `max`; `None` once the queue is closed
-    /// and drained.
+    /// Waits a while for deliveries and returns up to `max`: an empty batch when none came in
+    /// time (so the caller can look up), `None` once the queue is closed and drained.
     async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>>;
     /// Acknowledges deliveries: they will not be delivered again.
-    async fn ack(&mut self, tags: &[u64]) -> Result<()>;
+    async fn ack(&mut self, tags: &[String]) -> Result<()>;
 }
 
 /// Event fan-out to the gateways.
@@ -242,6 +247,10 @@ pub trait Bus: Send + Sync {
     async fn publish(&self, envelope: Arc<Envelope>) -> Result<()>;
     /// A new subscriber: its control handle and the stream of what it receives.
     async fn subscriber(&self) -> Result<(Arc<dyn Subscriptions>, tokio_mpsc::Receiver<Arc<Envelope>>)>;
+    /// `Ok` when the bus's server answers.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The receiving end's topics.
@@ -262,6 +271,10 @@ pub trait Presence: Send + Sync {
     async fn disconnected(&self, user_id: &UserId) -> Result<bool>;
     /// Whether each user is online.
     async fn online(&self, user_ids: &[UserId]) -> Result<Vec<bool>>;
+    /// `Ok` when the presence server answers.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What review decided.

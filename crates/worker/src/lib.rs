@@ -49,12 +49,18 @@ async fn consume(ctx: WorkerContext, mut consumer: Box<dyn Consumer>, shutdown: 
             () = shutdown.cancelled() => break,
         };
         let Some(batch) = batch else { return };
-        process(&ctx, consumer.as_mut(), batch).await;
+        if !batch.is_empty() {
+            process(&ctx, consumer.as_mut(), batch).await;
+        }
     }
     // Shutting down: the gateways no longer accept sends, so finish what is already queued.
+    // (A durable queue keeps the rest for the next worker.)
     while let Ok(Some(batch)) =
         tokio::time::timeout(Duration::from_millis(200), consumer.next_batch(ctx.batch_max)).await
     {
+        if batch.is_empty() {
+            break;
+        }
         process(&ctx, consumer.as_mut(), batch).await;
     }
 }
@@ -141,7 +147,7 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
         publish(ctx, reply).await;
     }
     if committed {
-        let tags: Vec<u64> = batch.iter().map(|d| d.tag).collect();
+        let tags: Vec<String> = batch.iter().map(|d| d.tag.clone()).collect();
         if let Err(e) = consumer.ack(&tags).await {
             tracing::warn!(error = %e, "could not acknowledge a batch; it will be redelivered and deduplicated by nonce");
         }
