@@ -2,6 +2,7 @@
 //! and Redis at `PARLOR_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) under a fresh key
 //! prefix per test. The Redis tests fail, loudly, when the server is not there.
 
+use parlor_broker::rabbitmq::RabbitQueue;
 use parlor_broker::redis::{RedisBus, RedisPresence, RedisQueue, RedisServer};
 use parlor_broker::{LocalBus, LocalPresence, LocalQueue};
 use parlor_domain::bus::{BusEvent, Envelope, Frame, Topic};
@@ -239,4 +240,70 @@ async fn redis_queue_hands_a_dead_workers_unacknowledged_entries_to_the_next() {
 
 fn server_prefix(server: &RedisServer) -> String {
     server.prefix().to_owned()
+}
+
+/// A RabbitMQ queue under a fresh prefix, and a way to delete its queues afterwards.
+async fn rabbit(partitions: usize) -> (RabbitQueue, String, String) {
+    let url = std::env::var("PARLOR_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let prefix = format!("parlor-test-{}", uuid::Uuid::now_v7());
+    let queue = RabbitQueue::connect(&url, &prefix, partitions).await.unwrap_or_else(|e| {
+        panic!("RabbitMQ is not reachable at {url} ({e}). Start it or set PARLOR_TEST_AMQP_URL.")
+    });
+    (queue, url, prefix)
+}
+
+async fn delete_queues(url: &str, names: &[String]) {
+    let Ok(conn) = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await else {
+        return;
+    };
+    let Ok(channel) = conn.create_channel().await else { return };
+    for name in names {
+        let _ =
+            channel.queue_delete(name.as_str().into(), lapin::options::QueueDeleteOptions::default()).await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+}
+
+#[tokio::test]
+async fn rabbitmq_queue_keeps_order_and_delivers_once() {
+    let (queue, url, _) = rabbit(4).await;
+    let names: Vec<String> = (0..4).map(|p| queue.name(p)).collect();
+    one_rooms_commands_arrive_once_and_in_order(Arc::new(queue)).await;
+    delete_queues(&url, &names).await;
+}
+
+#[tokio::test]
+async fn rabbitmq_queue_redelivers_a_dead_consumers_unacknowledged_messages_in_order() {
+    let (queue, url, _) = rabbit(1).await;
+    let names = vec![queue.name(0)];
+    for n in 0..10 {
+        queue.push(item("room", n)).await.expect("push");
+    }
+    let mut first = queue.consumer(0).await.expect("consumer");
+    let mut taken = Vec::new();
+    while taken.len() < 10 {
+        // (The first read sets the prefetch: all ten may be unacknowledged at once.)
+        taken.extend(first.next_batch(10).await.expect("open"));
+    }
+    // A second consumer waits its turn (single active consumer) while the first is alive.
+    let mut second = queue.consumer(0).await.expect("consumer");
+    let waiting = second.next_batch(10).await.expect("open");
+    assert!(waiting.is_empty(), "only one consumer is active: {waiting:?}");
+    // The first worker dies before acknowledging anything.
+    drop(first);
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while got.len() < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "redelivered only {}", got.len());
+        let batch = second.next_batch(10).await.expect("open");
+        let tags: Vec<String> = batch.iter().map(|d| d.tag.clone()).collect();
+        second.ack(&tags).await.expect("ack");
+        got.extend(batch.into_iter().map(|d| d.item));
+    }
+    assert_eq!(
+        got.iter().map(body_of).collect::<Vec<_>>(),
+        (0..10).map(|n| n.to_string()).collect::<Vec<_>>()
+    );
+    delete_queues(&url, &names).await;
 }

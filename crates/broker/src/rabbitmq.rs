@@ -1,0 +1,244 @@
+//! The queue on RabbitMQ (the first seed's broker). Partition `p` is the durable queue
+//! `<prefix>.inbound.<p>` declared with `x-single-active-consumer`, so one worker at a time
+//! consumes a partition and one room's commands stay in order; when that worker dies, the broker
+//! makes another consumer active and redelivers what was not acknowledged. Messages are
+//! persistent and published with confirms: `push` returns only once the broker has the message.
+//! Deliveries are acknowledged manually, after the batch's commit.
+//!
+//! Connections are re-made on failure: a failed publish is retried once on a new connection,
+//! then answered with `Unavailable`; a consumer whose connection broke reconnects on its next
+//! read, and the broker redelivers what it had not acknowledged.
+
+use async_trait::async_trait;
+use futures_util::{FutureExt, StreamExt};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use parlor_domain::ports::{Consumer, Delivery, Queue};
+use parlor_domain::queue::Inbound;
+use parlor_domain::{Error, Result};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// How long a read waits for a first delivery before returning an empty batch.
+const WAIT: Duration = Duration::from_millis(500);
+
+/// The RabbitMQ queue.
+pub struct RabbitQueue {
+    url: String,
+    prefix: String,
+    partitions: usize,
+    /// The publishing channel (confirms on), made again after a failure.
+    publisher: Mutex<Option<(Connection, Channel)>>,
+}
+
+fn unavailable(e: lapin::Error) -> Error {
+    tracing::warn!(error = %e, "rabbitmq");
+    Error::Unavailable("RabbitMQ is unavailable".into())
+}
+
+async fn open(url: &str) -> lapin::Result<(Connection, Channel)> {
+    let conn = tokio::time::timeout(
+        Duration::from_secs(3),
+        Connection::connect(url, ConnectionProperties::default()),
+    )
+    .await
+    .map_err(|_| {
+        lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed))
+    })??;
+    let channel = conn.create_channel().await?;
+    Ok((conn, channel))
+}
+
+async fn declare(channel: &Channel, name: &str) -> lapin::Result<()> {
+    let mut args = FieldTable::default();
+    args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    channel
+        .queue_declare(name.into(), QueueDeclareOptions { durable: true, ..Default::default() }, args)
+        .await?;
+    Ok(())
+}
+
+impl RabbitQueue {
+    /// Connects to the broker at `url` and declares the partitions' queues.
+    pub async fn connect(url: &str, prefix: &str, partitions: usize) -> Result<Self> {
+        let queue = Self {
+            url: url.to_owned(),
+            prefix: prefix.trim_end_matches('.').to_owned(),
+            partitions: partitions.max(1),
+            publisher: Mutex::new(None),
+        };
+        let (conn, channel) = open(url).await.map_err(unavailable)?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
+        for p in 0..queue.partitions {
+            declare(&channel, &queue.name(p)).await.map_err(unavailable)?;
+        }
+        *queue.publisher.lock().await = Some((conn, channel));
+        Ok(queue)
+    }
+
+    /// The name of a partition's queue.
+    pub fn name(&self, p: usize) -> String {
+        format!("{}.inbound.{p}", self.prefix)
+    }
+
+    fn partition_of(&self, item: &Inbound) -> usize {
+        let mut h = DefaultHasher::new();
+        item.command.room_id().hash(&mut h);
+        (h.finish() % self.partitions as u64) as usize
+    }
+
+    async fn publish_once(&self, queue: &str, body: &[u8]) -> lapin::Result<bool> {
+        let mut publisher = self.publisher.lock().await;
+        if publisher.as_ref().is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected()) {
+            let (conn, channel) = open(&self.url).await?;
+            channel.confirm_select(ConfirmSelectOptions::default()).await?;
+            *publisher = Some((conn, channel));
+        }
+        let Some((_, channel)) = publisher.as_ref() else { return Ok(false) };
+        let properties =
+            BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
+        let confirm = channel
+            .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties)
+            .await?;
+        Ok(matches!(confirm.await?, Confirmation::Ack(_)))
+    }
+}
+
+#[async_trait]
+impl Queue for RabbitQueue {
+    async fn push(&self, item: Inbound) -> Result<()> {
+        let body = serde_json::to_vec(&item).map_err(Error::internal)?;
+        let queue = self.name(self.partition_of(&item));
+        for attempt in 0..2 {
+            match self.publish_once(&queue, &body).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Err(Error::Unavailable("RabbitMQ refused the message".into())),
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "rabbitmq publish failed");
+                    *self.publisher.lock().await = None;
+                }
+            }
+        }
+        Err(Error::Unavailable("RabbitMQ is unavailable".into()))
+    }
+
+    fn partitions(&self) -> usize {
+        self.partitions
+    }
+
+    async fn consumer(&self, partition: usize) -> Result<Box<dyn Consumer>> {
+        Ok(Box::new(RabbitConsumer { url: self.url.clone(), queue: self.name(partition), state: None }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let publisher = self.publisher.lock().await;
+        match publisher.as_ref() {
+            Some((conn, _)) if conn.status().connected() => Ok(()),
+            _ => {
+                drop(publisher);
+                // Reconnect now if the broker is back.
+                self.publish_ready().await
+            }
+        }
+    }
+}
+
+impl RabbitQueue {
+    async fn publish_ready(&self) -> Result<()> {
+        let (conn, channel) = open(&self.url).await.map_err(unavailable)?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
+        *self.publisher.lock().await = Some((conn, channel));
+        Ok(())
+    }
+}
+
+/// The consumer of one partition's queue.
+struct RabbitConsumer {
+    url: String,
+    queue: String,
+    state: Option<(Connection, Channel, lapin::Consumer)>,
+}
+
+impl RabbitConsumer {
+    async fn connect(&mut self, prefetch: u16) -> lapin::Result<()> {
+        let (conn, channel) = open(&self.url).await?;
+        declare(&channel, &self.queue).await?;
+        channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        let consumer = channel
+            .basic_consume(
+                self.queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        self.state = Some((conn, channel, consumer));
+        Ok(())
+    }
+}
+
+fn delivery(d: lapin::message::Delivery) -> Option<Delivery> {
+    match serde_json::from_slice::<Inbound>(&d.data) {
+        Ok(item) => Some(Delivery { tag: d.delivery_tag.to_string(), item }),
+        Err(e) => {
+            tracing::warn!(error = %e, "dropping an undecodable queue message");
+            // Acknowledge it so it does not come back forever.
+            tokio::spawn(async move {
+                let _ = d.acker.ack(BasicAckOptions::default()).await;
+            });
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl Consumer for RabbitConsumer {
+    async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>> {
+        if self.state.is_none() {
+            if let Err(e) = self.connect(max.clamp(1, u16::MAX as usize) as u16).await {
+                tracing::warn!(error = %e, queue = %self.queue, "rabbitmq consumer cannot connect; retrying");
+                self.state = None;
+                tokio::time::sleep(WAIT).await;
+                return Some(Vec::new());
+            }
+        }
+        let Some((_, _, consumer)) = self.state.as_mut() else { return Some(Vec::new()) };
+        let first = match tokio::time::timeout(WAIT, consumer.next()).await {
+            Err(_) => return Some(Vec::new()),
+            Ok(Some(Ok(d))) => d,
+            Ok(Some(Err(e))) => {
+                tracing::warn!(error = %e, "rabbitmq consumer failed; reconnecting");
+                self.state = None;
+                return Some(Vec::new());
+            }
+            Ok(None) => {
+                self.state = None;
+                return Some(Vec::new());
+            }
+        };
+        let mut batch: Vec<Delivery> = delivery(first).into_iter().collect();
+        while batch.len() < max {
+            match consumer.next().now_or_never() {
+                Some(Some(Ok(d))) => batch.extend(delivery(d)),
+                _ => break,
+            }
+        }
+        Some(batch)
+    }
+
+    async fn ack(&mut self, tags: &[String]) -> Result<()> {
+        let Some((_, channel, _)) = self.state.as_ref() else {
+            return Err(Error::Unavailable("the RabbitMQ channel closed; the broker redelivers".into()));
+        };
+        for tag in tags {
+            let tag: u64 = tag.parse().map_err(|_| Error::internal(format!("bad delivery tag {tag}")))?;
+            channel.basic_ack(tag, BasicAckOptions::default()).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
