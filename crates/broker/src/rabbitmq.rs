@@ -199,13 +199,13 @@ fn delivery(d: lapin::message::Delivery) -> Option<Delivery> {
 #[async_trait]
 impl Consumer for RabbitConsumer {
     async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>> {
-        if self.state.is_none() {
-            if let Err(e) = self.connect(max.clamp(1, u16::MAX as usize) as u16).await {
-                tracing::warn!(error = %e, queue = %self.queue, "rabbitmq consumer cannot connect; retrying");
-                self.state = None;
-                tokio::time::sleep(WAIT).await;
-                return Some(Vec::new());
-            }
+        if self.state.is_none()
+            && let Err(e) = self.connect(max.clamp(1, u16::MAX as usize) as u16).await
+        {
+            tracing::warn!(error = %e, queue = %self.queue, "rabbitmq consumer cannot connect; retrying");
+            self.state = None;
+            tokio::time::sleep(WAIT).await;
+            return Some(Vec::new());
         }
         let Some((_, _, consumer)) = self.state.as_mut() else { return Some(Vec::new()) };
         let first = match tokio::time::timeout(WAIT, consumer.next()).await {
