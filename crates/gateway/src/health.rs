@@ -22,8 +22,12 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let mut down = Vec::new();
-    if state.store.ping().await.is_err() {
-        down.push("database");
+    let (store, queue, bus, presence) =
+        tokio::join!(state.store.ping(), state.queue.ping(), state.bus.ping(), state.presence.ping());
+    for (result, name) in [(store, "database"), (queue, "queue"), (bus, "bus"), (presence, "presence")] {
+        if result.is_err() {
+            down.push(name);
+        }
     }
     if state.shutdown.is_cancelled() {
         down.push("shutting_down");

@@ -57,9 +57,9 @@ pub struct GatewayDeps {
 pub async fn build(
     deps: GatewayDeps,
     settings: GatewaySettings,
+    gateway_id: String,
     shutdown: CancellationToken,
 ) -> Result<AppState, Error> {
-    let gateway_id = uuid::Uuid::now_v7().to_string();
     let (subs, mut rx) = deps.bus.subscriber().await?;
     subs.subscribe(Topic::Gateway(gateway_id.clone())).await?;
     subs.subscribe(Topic::Presence).await?;

@@ -2,6 +2,7 @@
 
 mod serve;
 mod settings;
+mod wiring;
 
 use clap::Parser;
 use settings::{Cli, Command, LogFormat};
@@ -24,6 +25,8 @@ async fn main() -> ExitCode {
     init_logs(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::serve(*args).await,
+        Command::Gateway(args) => serve::gateway(*args).await,
+        Command::Worker(args) => serve::worker(*args).await,
         Command::Migrate(args) => serve::migrate(args).await,
     };
     match result {

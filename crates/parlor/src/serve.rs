@@ -1,13 +1,12 @@
-//! `parlor serve`: every role in one process over the embedded adapters (SQLite, in-process
-//! queue, bus and presence), and `parlor migrate`.
+//! The roles as the binary runs them: `serve` (all in one process), `gateway`, `worker`, and
+//! `migrate`.
 
-use crate::settings::{ServeArgs, StoreArgs};
+use crate::settings::{Direction, GatewayArgs, HttpArgs, MigrateArgs, ServeArgs, WorkerArgs, WorkerOpts};
+use crate::wiring::{Broker, StoreHandle};
 use anyhow::{Context, bail};
-use parlor_broker::{LocalBus, LocalPresence, LocalQueue};
-use parlor_domain::ports::{Bus, Presence, Queue, Reviewer, Store};
+use parlor_domain::ports::Reviewer;
 use parlor_gateway::{GatewayDeps, GatewaySettings};
 use parlor_moderation::{ModerationSettings, Moderator};
-use parlor_store::SqliteStore;
 use parlor_users::{AccountSettings, Accounts};
 use parlor_worker::WorkerContext;
 use std::net::SocketAddr;
@@ -15,41 +14,35 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Opens the store the settings name, applying migrations.
-async fn open_store(args: &StoreArgs) -> anyhow::Result<SqliteStore> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
-    match &args.database_url {
-        None => Ok(SqliteStore::open(&args.data_dir.join("parlor.db")).await?),
-        Some(url) if url.0.starts_with("sqlite:") => Ok(SqliteStore::open_url(&url.0).await?),
-        Some(url) if url.0.starts_with("postgres") => {
-            bail!(
-                "PostgreSQL storage comes with the distributed mode; this build stores in SQLite (leave --database-url unset)"
-            )
-        }
-        Some(_) => bail!("--database-url must start with sqlite: or postgres://"),
-    }
-}
-
 /// `parlor migrate`.
-pub async fn migrate(args: StoreArgs) -> anyhow::Result<()> {
-    let store = open_store(&args).await?;
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let mut store_args = args.store.clone();
+    store_args.no_migrate = args.direction == Direction::Down;
+    let store = StoreHandle::open(&store_args).await?;
+    match (&store, args.direction) {
+        (_, Direction::Up) => tracing::info!("migrations applied"),
+        (StoreHandle::Postgres(pg), Direction::Down) => {
+            pg.migrate_down().await?;
+            tracing::info!("newest migration reverted");
+        }
+        (StoreHandle::Sqlite(_), Direction::Down) => bail!("`migrate down` is for PostgreSQL only"),
+    }
     store.close().await;
-    tracing::info!("migrations applied");
     Ok(())
 }
 
 /// The token signing key: given, or generated once and kept in the data dir.
-fn jwt_secret(args: &ServeArgs) -> anyhow::Result<Vec<u8>> {
-    if let Some(secret) = &args.jwt_secret {
+fn jwt_secret(http: &HttpArgs, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &http.jwt_secret {
         if secret.0.len() < 16 {
             bail!("--jwt-secret must be at least 16 characters");
         }
         return Ok(secret.0.as_bytes().to_vec());
     }
-    let path = args.store.data_dir.join("jwt-secret");
+    let path = data_dir.join("jwt-secret");
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if existing.len() >= 32 {
@@ -61,6 +54,7 @@ fn jwt_secret(args: &ServeArgs) -> anyhow::Result<Vec<u8>> {
     let mut bytes = [0u8; 48];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(secret.into_bytes())
 }
@@ -106,101 +100,197 @@ async fn signal() {
     }
 }
 
-/// `parlor serve`.
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    if args.redis_url.is_some() || args.amqp_url.is_some() {
-        bail!(
-            "Redis and RabbitMQ adapters come with the distributed mode; this build runs embedded (leave --redis-url and --amqp-url unset)"
-        );
-    }
-    if args.smtp_url.is_some() {
-        tracing::warn!(
-            "--smtp-url is set but unread-message e-mails are not implemented yet; nothing will be sent"
-        );
-    }
-    let addr = listen_addr(&args.listen)?;
-    let blocked_words = match &args.blocked_words_file {
+/// A started gateway: its server task and its stop token.
+struct RunningGateway {
+    server: JoinHandle<std::io::Result<()>>,
+    stop: CancellationToken,
+}
+
+async fn start_gateway(
+    http: &HttpArgs,
+    data_dir: &Path,
+    store: &StoreHandle,
+    broker: &Broker,
+) -> anyhow::Result<RunningGateway> {
+    let addr = listen_addr(&http.listen)?;
+    let store_port = store.port();
+    let gateway_id = uuid_v7();
+    let accounts = Arc::new(
+        Accounts::new(
+            store_port.clone(),
+            broker.bus.clone(),
+            AccountSettings {
+                jwt_secret: jwt_secret(http, data_dir)?,
+                access_ttl: http.access_token_ttl,
+                refresh_ttl: http.refresh_token_ttl,
+            },
+        )
+        .await?,
+    );
+    let stop = CancellationToken::new();
+    let gateway = parlor_gateway::build(
+        GatewayDeps {
+            store: store_port,
+            bus: broker.bus.clone(),
+            queue: broker.queue.clone(),
+            presence: broker.presence(&gateway_id),
+            accounts,
+        },
+        GatewaySettings {
+            send_rate: http.send_rate,
+            send_burst: http.send_burst,
+            auth_rate: http.auth_rate,
+            auth_burst: http.auth_burst,
+            heartbeat: http.heartbeat,
+            ws_auth_timeout: http.ws_auth_timeout,
+            outbound_buffer: http.ws_outbound_buffer,
+            max_connections: http.max_connections,
+            send_timeout: http.send_timeout,
+            cors_origins: http.cors_origins.clone(),
+        },
+        gateway_id,
+        stop.clone(),
+    )
+    .await?;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("listening on {}", listener.local_addr()?);
+    let server = tokio::spawn(parlor_gateway::serve(listener, gateway, Duration::from_secs(3)));
+    Ok(RunningGateway { server, stop })
+}
+
+fn uuid_v7() -> String {
+    parlor_domain::UserId::generate().to_string()
+}
+
+/// A started worker: its task and its stop token.
+struct RunningWorker {
+    task: JoinHandle<Result<(), parlor_domain::Error>>,
+    stop: CancellationToken,
+}
+
+async fn start_worker(
+    opts: &WorkerOpts,
+    store: &StoreHandle,
+    broker: &Broker,
+) -> anyhow::Result<RunningWorker> {
+    let blocked_words = match &opts.blocked_words_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read --blocked-words-file {}", path.display()))?,
         ),
         None => None,
     };
-    let sqlite = open_store(&args.store).await?;
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
-    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
-    let queue: Arc<dyn Queue> = Arc::new(LocalQueue::new(args.worker_partitions, 8192));
-    let presence: Arc<dyn Presence> = Arc::new(LocalPresence::new());
+    let store_port = store.port();
     let reviewer: Arc<dyn Reviewer> = Arc::new(Moderator::new(
         ModerationSettings { blocked_words, ..ModerationSettings::default() },
-        store.clone(),
+        store_port.clone(),
     ));
-    let accounts = Arc::new(
-        Accounts::new(
-            store.clone(),
-            bus.clone(),
-            AccountSettings {
-                jwt_secret: jwt_secret(&args)?,
-                access_ttl: args.access_token_ttl,
-                refresh_ttl: args.refresh_token_ttl,
-            },
-        )
-        .await?,
-    );
-
-    let stop_gateway = CancellationToken::new();
-    let stop_worker = CancellationToken::new();
-    let gateway = parlor_gateway::build(
-        GatewayDeps { store: store.clone(), bus: bus.clone(), queue: queue.clone(), presence, accounts },
-        GatewaySettings {
-            send_rate: args.send_rate,
-            send_burst: args.send_burst,
-            auth_rate: args.auth_rate,
-            auth_burst: args.auth_burst,
-            heartbeat: args.heartbeat,
-            ws_auth_timeout: args.ws_auth_timeout,
-            outbound_buffer: args.ws_outbound_buffer,
-            max_connections: args.max_connections,
-            send_timeout: args.send_timeout,
-            cors_origins: args.cors_origins.clone(),
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(parlor_worker::run(
+        WorkerContext {
+            store: store_port,
+            queue: broker.queue.clone(),
+            bus: broker.bus.clone(),
+            reviewer,
+            batch_max: opts.batch_max.max(1),
         },
-        stop_gateway.clone(),
-    )
-    .await?;
-    let worker = tokio::spawn(parlor_worker::run(
-        WorkerContext { store, queue, bus, reviewer, batch_max: args.batch_max.max(1) },
-        stop_worker.clone(),
+        stop.clone(),
     ));
+    Ok(RunningWorker { task, stop })
+}
 
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
-    tracing::info!("listening on {local}");
-    let mut server = tokio::spawn(parlor_gateway::serve(listener, gateway, Duration::from_secs(3)));
-
-    tokio::select! {
-        () = signal() => tracing::info!("shutting down"),
-        done = &mut server => {
-            stop_worker.cancel();
-            let _ = worker.await;
-            sqlite.close().await;
-            return match done {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e).context("the HTTP server failed"),
-                Err(e) => Err(e).context("the HTTP server task failed"),
-            };
-        }
-    }
-    // Stop taking requests and close WebSockets (1001), finish requests in flight, then let the
-    // worker drain what is queued, then close the database.
-    stop_gateway.cancel();
-    if tokio::time::timeout(Duration::from_secs(6), &mut server).await.is_err() {
+/// Stops a gateway: no new connections, WebSockets closed with 1001, requests in flight finished.
+async fn stop_gateway(mut gateway: RunningGateway) {
+    gateway.stop.cancel();
+    if tokio::time::timeout(Duration::from_secs(6), &mut gateway.server).await.is_err() {
         tracing::warn!("requests still in flight after 6 s; stopping anyway");
     }
-    stop_worker.cancel();
-    if tokio::time::timeout(Duration::from_secs(2), worker).await.is_err() {
+}
+
+/// Stops a worker after it has drained what is queued in process.
+async fn stop_worker(worker: RunningWorker) {
+    worker.stop.cancel();
+    if tokio::time::timeout(Duration::from_secs(2), worker.task).await.is_err() {
         tracing::warn!("the worker did not drain in time");
     }
-    sqlite.close().await;
-    tracing::info!("stopped");
+}
+
+/// `parlor serve`.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.notify.smtp_url.is_some() {
+        tracing::warn!(
+            "--smtp-url is set but unread-message e-mails are not implemented yet; nothing will be sent"
+        );
+    }
+    let store = StoreHandle::open(&args.store).await?;
+    let broker = Broker::connect(&args.broker).await?;
+    let worker = start_worker(&args.worker, &store, &broker).await?;
+    let mut gateway = start_gateway(&args.http, &args.store.data_dir, &store, &broker).await?;
+    let failed = tokio::select! {
+        () = signal() => None,
+        done = &mut gateway.server => Some(done),
+    };
+    tracing::info!("shutting down");
+    // Stop taking requests and close WebSockets (1001), finish requests in flight, then let the
+    // worker commit what is queued, then close the database.
+    if failed.is_none() {
+        stop_gateway(gateway).await;
+    }
+    stop_worker(worker).await;
+    store.close().await;
+    match failed {
+        None | Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err(e))) => Err(e).context("the HTTP server failed"),
+        Some(Err(e)) => Err(e).context("the HTTP server task failed"),
+    }
+}
+
+fn require_shared(store: &StoreHandle, broker: &Broker, role: &str) -> anyhow::Result<()> {
+    if !store.is_shared() || !broker.is_shared() {
+        bail!(
+            "`parlor {role}` runs beside other processes: give it --database-url postgres://... and \
+             --redis-url redis://... (or run everything in one process with `parlor serve`)"
+        );
+    }
+    Ok(())
+}
+
+/// `parlor gateway`.
+pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    if args.http.jwt_secret.is_none() {
+        bail!(
+            "`parlor gateway` needs --jwt-secret: every gateway of a deployment must sign with the same key"
+        );
+    }
+    let store = StoreHandle::open(&args.store).await?;
+    let broker = Broker::connect(&args.broker).await?;
+    require_shared(&store, &broker, "gateway")?;
+    let mut gateway = start_gateway(&args.http, &args.store.data_dir, &store, &broker).await?;
+    let failed = tokio::select! {
+        () = signal() => None,
+        done = &mut gateway.server => Some(done),
+    };
+    tracing::info!("shutting down");
+    if failed.is_none() {
+        stop_gateway(gateway).await;
+    }
+    store.close().await;
+    match failed {
+        None | Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err(e))) => Err(e).context("the HTTP server failed"),
+        Some(Err(e)) => Err(e).context("the HTTP server task failed"),
+    }
+}
+
+/// `parlor worker`.
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let store = StoreHandle::open(&args.store).await?;
+    let broker = Broker::connect(&args.broker).await?;
+    require_shared(&store, &broker, "worker")?;
+    let worker = start_worker(&args.worker, &store, &broker).await?;
+    signal().await;
+    tracing::info!("shutting down");
+    stop_worker(worker).await;
+    store.close().await;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Configuration: every setting is a flag and a `PARLOR_*` environment variable (a flag wins).
-//! Parsed once in `main` and handed down; nothing reads the environment after that.
+//! Parsed once in `main` and handed down; nothing reads the environment after that. Each role
+//! takes the groups of settings it needs.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::fmt;
@@ -27,10 +28,15 @@ pub enum LogFormat {
 /// What to run.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run every role in one process (gateway, worker, users, moderation).
+    /// Run every role in one process: embedded (SQLite, in-process queue and bus) by default, or
+    /// over PostgreSQL, Redis and RabbitMQ when their URLs are given.
     Serve(Box<ServeArgs>),
-    /// Apply the database migrations and exit.
-    Migrate(StoreArgs),
+    /// Run the gateway role alone (REST, WebSocket, accounts): needs PostgreSQL and Redis.
+    Gateway(Box<GatewayArgs>),
+    /// Run the worker role alone (queue in, review, store, publish): needs PostgreSQL and Redis.
+    Worker(Box<WorkerArgs>),
+    /// Apply the database migrations (or revert the newest, PostgreSQL only) and exit.
+    Migrate(MigrateArgs),
 }
 
 /// A secret that never shows in logs or `Debug` output.
@@ -67,38 +73,54 @@ pub struct StoreArgs {
     /// Directory for the embedded database and generated secrets.
     #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// Database URL; default SQLite in the data dir. `sqlite://path` or (distributed mode)
-    /// `postgres://...`.
+    /// Database URL; default SQLite in the data dir. `sqlite://path` or `postgres://...`.
     #[arg(long, env = "PARLOR_DATABASE_URL")]
     pub database_url: Option<Secret>,
+    /// Most PostgreSQL connections per process.
+    #[arg(long, env = "PARLOR_DB_MAX_CONNECTIONS", default_value = "16")]
+    pub db_max_connections: u32,
+    /// Do not apply migrations at start-up (run `parlor migrate` instead).
+    #[arg(long, env = "PARLOR_NO_MIGRATE")]
+    pub no_migrate: bool,
 }
 
-/// Settings of `parlor serve`.
-#[derive(Args, Debug)]
-pub struct ServeArgs {
-    /// HTTP and WebSocket address; `:0` (or port 0) picks a free port and logs it.
-    #[arg(long, env = "PARLOR_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: String,
-    #[command(flatten)]
-    pub store: StoreArgs,
+/// The queue, the bus and presence.
+#[derive(Args, Debug, Clone)]
+pub struct BrokerArgs {
     /// Redis for queue, fan-out and presence (distributed mode).
     #[arg(long, env = "PARLOR_REDIS_URL")]
     pub redis_url: Option<Secret>,
-    /// RabbitMQ for the queue instead of Redis (distributed mode).
+    /// RabbitMQ for the queue instead of Redis.
     #[arg(long, env = "PARLOR_AMQP_URL")]
     pub amqp_url: Option<Secret>,
-    /// SMTP server for unread-message e-mails, `smtp://host:port`; by default e-mails are logged.
-    #[arg(long, env = "PARLOR_SMTP_URL")]
-    pub smtp_url: Option<Secret>,
-    /// Token signing key; by default one is generated and kept in the data dir.
+    /// Prefix of every Redis key and channel and RabbitMQ queue, so deployments can share servers.
+    #[arg(long, env = "PARLOR_KEY_PREFIX", default_value = "parlor")]
+    pub key_prefix: String,
+    /// Queue partitions; rooms are spread over them and each is applied in order by one worker.
+    /// Every process of a deployment must use the same number.
+    #[arg(long, env = "PARLOR_WORKER_PARTITIONS", default_value = "4")]
+    pub worker_partitions: usize,
+    /// How long a worker's claim on a Redis partition lasts unrenewed: how soon a dead worker's
+    /// partitions move to another.
+    #[arg(long, env = "PARLOR_PARTITION_LEASE", default_value = "5s", value_parser = duration)]
+    pub partition_lease: Duration,
+    /// How long a gateway's presence claims last unrenewed: how soon the users of a dead gateway
+    /// count as offline.
+    #[arg(long, env = "PARLOR_PRESENCE_TTL", default_value = "30s", value_parser = duration)]
+    pub presence_ttl: Duration,
+}
+
+/// The HTTP and WebSocket edge, and accounts.
+#[derive(Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// HTTP and WebSocket address; port 0 picks a free port and logs it; `:8080` means every
+    /// interface.
+    #[arg(long, env = "PARLOR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Token signing key; by default one is generated and kept in the data dir. Every gateway of
+    /// a deployment must share it.
     #[arg(long, env = "PARLOR_JWT_SECRET")]
     pub jwt_secret: Option<Secret>,
-    /// Delay before an unread-message e-mail.
-    #[arg(long, env = "PARLOR_NOTIFY_AFTER", default_value = "10m", value_parser = duration)]
-    pub notify_after: Duration,
-    /// Blocked words and phrases, one a line; by default a small built-in list.
-    #[arg(long, env = "PARLOR_BLOCKED_WORDS_FILE")]
-    pub blocked_words_file: Option<PathBuf>,
     /// Messages per second per user.
     #[arg(long, env = "PARLOR_SEND_RATE", default_value = "10", value_parser = positive)]
     pub send_rate: u32,
@@ -132,13 +154,83 @@ pub struct ServeArgs {
     /// Origins allowed by CORS, comma-separated; `*` allows any.
     #[arg(long, env = "PARLOR_CORS_ORIGINS", default_value = "*", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
-    /// Queue partitions, each applied by one worker task in order.
-    #[arg(long, env = "PARLOR_WORKER_PARTITIONS", default_value = "4")]
-    pub worker_partitions: usize,
-    /// Most messages committed in one transaction.
-    #[arg(long, env = "PARLOR_BATCH_MAX", default_value = "256")]
-    pub batch_max: usize,
     /// How long a REST send waits for its outcome before answering 503.
     #[arg(long, env = "PARLOR_SEND_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub send_timeout: Duration,
+}
+
+/// The worker and its review.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerOpts {
+    /// Most messages committed in one transaction.
+    #[arg(long, env = "PARLOR_BATCH_MAX", default_value = "256")]
+    pub batch_max: usize,
+    /// Blocked words and phrases, one a line; by default a small built-in list.
+    #[arg(long, env = "PARLOR_BLOCKED_WORDS_FILE")]
+    pub blocked_words_file: Option<PathBuf>,
+}
+
+/// Unread-message e-mails.
+#[derive(Args, Debug, Clone)]
+pub struct NotifyArgs {
+    /// SMTP server for unread-message e-mails, `smtp://host:port`; by default e-mails are logged.
+    #[arg(long, env = "PARLOR_SMTP_URL")]
+    pub smtp_url: Option<Secret>,
+    /// Delay before an unread-message e-mail.
+    #[arg(long, env = "PARLOR_NOTIFY_AFTER", default_value = "10m", value_parser = duration)]
+    pub notify_after: Duration,
+}
+
+/// Settings of `parlor serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub worker: WorkerOpts,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+/// Settings of `parlor gateway`.
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// Settings of `parlor worker`.
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    #[command(flatten)]
+    pub worker: WorkerOpts,
+}
+
+/// Settings of `parlor migrate`.
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// `up` applies every migration (the default); `down` reverts the newest (PostgreSQL).
+    #[arg(value_enum, default_value_t = Direction::Up)]
+    pub direction: Direction,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Which way to migrate.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Direction {
+    Up,
+    Down,
 }

@@ -1,0 +1,110 @@
+//! Choosing the adapters: once, at start-up, from the settings. Roles get `Arc<dyn Port>`
+//! handles and never learn which implementation is behind them.
+
+use crate::settings::{BrokerArgs, StoreArgs};
+use anyhow::{Context, bail};
+use parlor_broker::rabbitmq::RabbitQueue;
+use parlor_broker::redis::{RedisBus, RedisPresence, RedisQueue, RedisServer};
+use parlor_broker::{LocalBus, LocalPresence, LocalQueue};
+use parlor_domain::ports::{Bus, Presence, Queue, Store};
+use parlor_store::{PostgresOptions, PostgresStore, SqliteStore};
+use std::sync::Arc;
+
+/// The store, whichever it is.
+pub enum StoreHandle {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl StoreHandle {
+    /// Opens the store the settings name (applying migrations unless told not to).
+    pub async fn open(args: &StoreArgs) -> anyhow::Result<Self> {
+        match &args.database_url {
+            Some(url) if url.0.starts_with("postgres://") || url.0.starts_with("postgresql://") => {
+                let options =
+                    PostgresOptions { max_connections: args.db_max_connections, migrate: !args.no_migrate };
+                Ok(Self::Postgres(PostgresStore::connect(&url.0, options).await.context("PostgreSQL")?))
+            }
+            Some(url) if url.0.starts_with("sqlite:") => {
+                Ok(Self::Sqlite(SqliteStore::open_url(&url.0).await?))
+            }
+            Some(_) => bail!("--database-url must start with sqlite: or postgres://"),
+            None => {
+                std::fs::create_dir_all(&args.data_dir).with_context(|| {
+                    format!("cannot create the data directory {}", args.data_dir.display())
+                })?;
+                Ok(Self::Sqlite(SqliteStore::open(&args.data_dir.join("parlor.db")).await?))
+            }
+        }
+    }
+
+    /// Whether several processes can share this store.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
+    /// The store as the port.
+    pub fn port(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// Closes the connections, waiting for queries in flight.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// The queue and the bus, and the Redis server if there is one.
+pub struct Broker {
+    pub queue: Arc<dyn Queue>,
+    pub bus: Arc<dyn Bus>,
+    redis: Option<RedisServer>,
+    presence_ttl: std::time::Duration,
+}
+
+impl Broker {
+    /// Connects to what the settings name; in-process adapters for what they leave out.
+    pub async fn connect(args: &BrokerArgs) -> anyhow::Result<Self> {
+        let redis = match &args.redis_url {
+            Some(url) => Some(RedisServer::connect(&url.0, &args.key_prefix).await.context("Redis")?),
+            None => None,
+        };
+        let queue: Arc<dyn Queue> = match (&args.amqp_url, &redis) {
+            (Some(url), _) => Arc::new(
+                RabbitQueue::connect(&url.0, &args.key_prefix, args.worker_partitions)
+                    .await
+                    .context("RabbitMQ")?,
+            ),
+            (None, Some(server)) => {
+                Arc::new(RedisQueue::new(server.clone(), args.worker_partitions, args.partition_lease))
+            }
+            (None, None) => Arc::new(LocalQueue::new(args.worker_partitions, 8192)),
+        };
+        let bus: Arc<dyn Bus> = match &redis {
+            Some(server) => Arc::new(RedisBus::new(server.clone())),
+            None => Arc::new(LocalBus::new()),
+        };
+        Ok(Self { queue, bus, redis, presence_ttl: args.presence_ttl })
+    }
+
+    /// Whether processes can reach each other through this broker.
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// Presence as the gateway `gateway_id` keeps it.
+    pub fn presence(&self, gateway_id: &str) -> Arc<dyn Presence> {
+        match &self.redis {
+            Some(server) => {
+                Arc::new(RedisPresence::new(server.clone(), gateway_id.to_owned(), self.presence_ttl))
+            }
+            None => Arc::new(LocalPresence::new()),
+        }
+    }
+}
