@@ -91,16 +91,18 @@ pub async fn build(
     });
     let housekeeping = state.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut n = 0u64;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = housekeeping.shutdown.cancelled() => break,
             }
-            housekeeping.pending.expire(housekeeping.settings.send_timeout * 3);
+            // A send whose outcome was lost (a broker outage) is answered `unavailable`; the
+            // client retries with the same nonce, which cannot make a second message.
+            housekeeping.pending.expire(housekeeping.settings.send_timeout);
             n += 1;
-            if n.is_multiple_of(12) {
+            if n.is_multiple_of(60) {
                 housekeeping.limits.sweep();
             }
         }

@@ -67,6 +67,7 @@ async fn consume(ctx: WorkerContext, mut consumer: Box<dyn Consumer>, shutdown: 
 
 /// Reviews, applies and publishes one batch.
 pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Vec<Delivery>) {
+    tracing::debug!(size = batch.len(), "batch");
     let now = Timestamp::now();
     // Review first: a rejected command fails alone and is not part of the transaction.
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
@@ -204,9 +205,20 @@ fn room_event(outcome: &Outcome) -> Option<Envelope> {
     })
 }
 
+/// Publishes an event or a reply. The change is committed by now, so a failure is retried a few
+/// times (a broker that just came back refuses the first command of a stale connection); after
+/// that, clients catch up with `sync`, and a sender retries with its nonce.
 async fn publish(ctx: &WorkerContext, envelope: Envelope) {
-    if let Err(e) = ctx.bus.publish(Arc::new(envelope)).await {
-        // The message is committed; a client that misses the event catches up with `sync`.
-        tracing::warn!(error = %e, "could not publish an event");
+    let envelope = Arc::new(envelope);
+    let mut delay = Duration::from_millis(100);
+    for attempt in 0..4 {
+        match ctx.bus.publish(envelope.clone()).await {
+            Ok(()) => return,
+            Err(e) if attempt == 3 => tracing::warn!(error = %e, "could not publish an event"),
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
     }
 }

@@ -79,12 +79,32 @@ impl Bus for RedisBus {
         };
         let config = config().set_push_sender(sender).set_automatic_resubscription();
         let conn = self.server.dedicated(config).await?;
-        Ok((Arc::new(RedisSubscriptions { conn, server: self.server.clone() }), rx))
+        let subs = Arc::new(RedisSubscriptions { conn: conn.clone(), server: self.server.clone() });
+        keep_alive(Arc::downgrade(&subs), conn);
+        Ok((subs, rx))
     }
 
     async fn ping(&self) -> Result<()> {
         self.server.ping().await
     }
+}
+
+/// A connection that only listens sends no command, so it would not notice that Redis went away
+/// (and come back empty): a PING every second makes the manager see it, reconnect, and
+/// subscribe its channels again. Ends when the subscriber is dropped.
+fn keep_alive(subs: std::sync::Weak<RedisSubscriptions>, mut conn: ConnectionManager) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if subs.strong_count() == 0 {
+                return;
+            }
+            if let Err(e) = redis::cmd("PING").query_async::<redis::Value>(&mut conn).await {
+                tracing::debug!(error = %e, "bus subscriber ping failed; reconnecting");
+            }
+        }
+    });
 }
 
 /// One subscriber's channels.

@@ -50,26 +50,48 @@ fn default_flags() -> BTreeMap<String, String> {
 }
 
 fn start(dir: &Path, flags: &BTreeMap<String, String>) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_parlor"));
-    cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(dir);
+    let mut args: Vec<String> = vec![
+        "serve".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        dir.display().to_string(),
+    ];
     for (k, v) in flags {
-        cmd.arg(k).arg(v);
+        args.push(k.clone());
+        args.push(v.clone());
     }
+    let (child, line) = spawn_parlor(&args, "listening on ");
+    (child, line.split_whitespace().next().unwrap_or_default().to_owned())
+}
+
+/// Starts `parlor <args>` and waits for a log line holding `ready`; returns the process and what
+/// follows `ready` on that line.
+pub fn spawn_parlor(args: &[String], ready: &str) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_parlor"));
+    cmd.args(args);
     cmd.env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info".into()));
-    cmd.env_remove("PARLOR_LISTEN").env_remove("PARLOR_DATA_DIR");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PARLOR_") {
+            cmd.env_remove(key);
+        }
+    }
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("the parlor binary starts");
     let stdout = child.stdout.take().expect("stdout");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
     let echo = std::env::var("TEST_LOG").is_ok();
+    let wanted = ready.to_owned();
+    let ready = wanted.clone();
+    let role = args.first().cloned().unwrap_or_default();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if echo {
-                println!("server: {line}");
+                println!("{role}: {line}");
             }
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            if let Some(rest) = line.split(ready.as_str()).nth(1) {
+                let _ = tx.send(rest.to_owned());
             }
         }
     });
@@ -78,8 +100,8 @@ fn start(dir: &Path, flags: &BTreeMap<String, String>) -> (Child, String) {
             eprintln!("server stderr: {line}");
         }
     });
-    let addr = rx.recv_timeout(WAIT).expect("the server logs `listening on <address>`");
-    (child, addr)
+    let line = rx.recv_timeout(WAIT).unwrap_or_else(|_| panic!("parlor {args:?} never logged {wanted:?}"));
+    (child, line)
 }
 
 impl TestApp {
@@ -252,7 +274,12 @@ impl TestApp {
 
     /// A WebSocket authenticated by header; waits for `ready`.
     pub async fn ws(&self, token: &str) -> WsClient {
-        let mut req = format!("ws://{}/api/v1/ws", self.addr).into_client_request().expect("request");
+        Self::ws_at(&self.addr, token).await
+    }
+
+    /// A WebSocket authenticated by header at another address; waits for `ready`.
+    pub async fn ws_at(addr: &str, token: &str) -> WsClient {
+        let mut req = format!("ws://{addr}/api/v1/ws").into_client_request().expect("request");
         req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
         let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("the upgrade succeeds");
         let mut ws = WsClient { stream, ready: Value::Null };
