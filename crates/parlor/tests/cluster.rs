@@ -587,3 +587,28 @@ async fn a_redis_restart_mid_stream_recovers_without_restarting_parlor_and_loses
         assert!(stored.contains(id.as_str()), "acknowledged {id} is stored");
     }
 }
+
+#[tokio::test]
+async fn serve_runs_every_role_in_one_process_over_postgres_and_redis() {
+    let redis = redis_url();
+    check_redis(&redis);
+    let db = Database::create().await;
+    let prefix = format!("parlor-serve-{}", uuid_hex());
+    let app = common::TestApp::spawn_with(&[
+        ("--database-url", db.url.as_str()),
+        ("--redis-url", redis.as_str()),
+        ("--key-prefix", prefix.as_str()),
+    ])
+    .await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let room = app.room(&alice, "general", "public").await;
+    app.join(&bob, &room).await;
+    let mut b = app.ws(&bob.token).await;
+    let sent = app.say(&alice, &room, "over **PostgreSQL** and Redis").await;
+    let got = b.next_of_type("message.created").await;
+    assert_eq!(got["message"]["id"], sent["id"]);
+    let (status, found) = app.get("/api/v1/search?q=postgresql", &bob.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(found["messages"][0]["id"], sent["id"], "full-text search in PostgreSQL");
+}
