@@ -292,6 +292,9 @@ pub struct ReviewRequest {
     pub author_id: UserId,
     pub room_id: RoomId,
     pub body: String,
+    /// The id that follows the request through every service's logs (the queued command's
+    /// request id); may be empty.
+    pub trace_id: String,
 }
 
 /// The moderation role: judges and renders message bodies.

@@ -62,7 +62,7 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token =
             bearer(&parts.headers).ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
-        Ok(Auth(state.accounts.authenticate(token).await?))
+        Ok(Auth(state.authenticator.authenticate(token).await?))
     }
 }
 

@@ -7,6 +7,7 @@ mod auth;
 pub mod error;
 mod events;
 mod extract;
+pub mod grpc;
 mod health;
 pub mod hub;
 mod limits;
@@ -30,7 +31,7 @@ use parlor_domain::Error;
 use parlor_domain::bus::{BusEvent, Topic};
 use parlor_domain::ports::{Bus, Presence, Queue, Store};
 use parlor_domain::validate::MAX_PAYLOAD_BYTES;
-use parlor_users::Accounts;
+use parlor_users::{Accounts, Authenticator};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct GatewayDeps {
     pub queue: Arc<dyn Queue>,
     pub presence: Arc<dyn Presence>,
     pub accounts: Arc<Accounts>,
+    /// Checks access tokens (the accounts above, or a `Users` client).
+    pub authenticator: Arc<dyn Authenticator>,
 }
 
 /// Builds a gateway: subscribes it to the bus and starts its dispatcher and housekeeping tasks,
@@ -69,6 +72,7 @@ pub async fn build(
         queue: deps.queue,
         presence: deps.presence,
         accounts: deps.accounts,
+        authenticator: deps.authenticator,
         hub: Hub::new(subs, gateway_id.clone()),
         pending: Pending::default(),
         limits: Limits::new(settings.send_rate, settings.send_burst, settings.auth_rate, settings.auth_burst),

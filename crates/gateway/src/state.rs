@@ -5,7 +5,7 @@ use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::pending::Pending;
 use parlor_domain::ports::{Bus, Presence, Queue, Store};
-use parlor_users::Accounts;
+use parlor_users::{Accounts, Authenticator};
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +71,8 @@ pub struct Shared {
     pub queue: Arc<dyn Queue>,
     pub presence: Arc<dyn Presence>,
     pub accounts: Arc<Accounts>,
+    /// Checks access tokens: `accounts` itself, or the `Users` service of another process.
+    pub authenticator: Arc<dyn Authenticator>,
     /// Local WebSocket connections and the rooms they are in.
     pub hub: Hub,
     /// Sends waiting for the worker's outcome.

@@ -130,7 +130,7 @@ async fn authenticate(
     stream: &mut Stream,
 ) -> Result<Authenticated, Error> {
     if let Some(token) = header_token {
-        return state.accounts.authenticate(&token).await;
+        return state.authenticator.authenticate(&token).await;
     }
     let unauthorized = |m: &str| Error::Unauthorized(m.to_owned());
     let first = tokio::time::timeout(state.settings.ws_auth_timeout, async {
@@ -146,7 +146,7 @@ async fn authenticate(
     .map_err(|_| unauthorized("no authentication in time"))?
     .ok_or_else(|| unauthorized("expected an auth frame"))?;
     match serde_json::from_str::<ClientFrame>(&first) {
-        Ok(ClientFrame::Auth { token }) => state.accounts.authenticate(&token).await,
+        Ok(ClientFrame::Auth { token }) => state.authenticator.authenticate(&token).await,
         _ => Err(unauthorized("the first frame must be {\"type\":\"auth\",\"token\":...}")),
     }
 }

@@ -16,6 +16,8 @@ pub struct RenderedBody {
     pub mentions: Vec<User>,
     /// How many links the body holds (bare or written as links).
     pub links: usize,
+    /// The targets of those links, as written (bare URLs without a scheme get `https://`).
+    pub urls: Vec<String>,
 }
 
 fn options() -> Options {
@@ -172,7 +174,7 @@ fn escape(s: &str) -> String {
 /// anyone else stays plain text.
 pub fn render(body: &str, users: &HashMap<String, User>) -> RenderedBody {
     let mut mentions: Vec<User> = Vec::new();
-    let mut links = 0usize;
+    let mut urls: Vec<String> = Vec::new();
     let events = walk_text(body, |event| {
         let Event::Text(t) = event else { return vec![event] };
         let mut out = Vec::new();
@@ -180,13 +182,13 @@ pub fn render(body: &str, users: &HashMap<String, User>) -> RenderedBody {
             match piece {
                 Piece::Text(s) => out.push(Event::Text(CowStr::from(s.to_owned()))),
                 Piece::Link(url) => {
-                    links += 1;
                     let href = if url.contains("://") { url.to_owned() } else { format!("https://{url}") };
                     out.push(Event::InlineHtml(CowStr::from(format!(
                         "<a href=\"{}\">{}</a>",
                         escape(&href),
                         escape(url)
                     ))));
+                    urls.push(href);
                 }
                 Piece::Mention(m) => match users.get(&m[1..].to_lowercase()) {
                     Some(user) => {
@@ -205,10 +207,14 @@ pub fn render(body: &str, users: &HashMap<String, User>) -> RenderedBody {
         }
         out
     });
-    links += events.iter().filter(|e| matches!(e, Event::Start(Tag::Link { .. }))).count();
+    for event in &events {
+        if let Event::Start(Tag::Link { dest_url, .. }) = event {
+            urls.push(dest_url.to_string());
+        }
+    }
     let mut html = String::with_capacity(body.len() * 2);
     pulldown_cmark::html::push_html(&mut html, events.into_iter());
-    RenderedBody { html: CLEANER.clean(&html).to_string(), mentions, links }
+    RenderedBody { html: CLEANER.clean(&html).to_string(), mentions, links: urls.len(), urls }
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(*args).await,
         Command::Gateway(args) => serve::gateway(*args).await,
         Command::Worker(args) => serve::worker(*args).await,
+        Command::Moderation(args) => serve::moderation(*args).await,
+        Command::Users(args) => serve::users(*args).await,
         Command::Migrate(args) => serve::migrate(args).await,
     };
     match result {

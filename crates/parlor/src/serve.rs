@@ -1,13 +1,22 @@
 //! The roles as the binary runs them: `serve` (all in one process), `gateway`, `worker`, and
 //! `migrate`.
 
-use crate::settings::{Direction, GatewayArgs, HttpArgs, MigrateArgs, ServeArgs, WorkerArgs, WorkerOpts};
+use crate::settings::{
+    Direction, GatewayArgs, HttpArgs, MigrateArgs, ModerationArgs, RpcArgs, ServeArgs, UsersArgs, WorkerArgs,
+    WorkerOpts,
+};
 use crate::wiring::{Broker, StoreHandle};
 use anyhow::{Context, bail};
 use parlor_domain::ports::Reviewer;
+use parlor_gateway::state::AppState;
 use parlor_gateway::{GatewayDeps, GatewaySettings};
 use parlor_moderation::{ModerationSettings, Moderator};
-use parlor_users::{AccountSettings, Accounts};
+use parlor_proto::v1::chat_server::ChatServer;
+use parlor_proto::v1::moderation_server::ModerationServer;
+use parlor_proto::v1::users_server::UsersServer;
+use parlor_rpc::moderation::{GrpcReviewer, ModerationService};
+use parlor_rpc::users::{GrpcAuthenticator, UsersService};
+use parlor_users::{AccountSettings, Accounts, Authenticator};
 use parlor_worker::WorkerContext;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -106,12 +115,29 @@ struct RunningGateway {
     stop: CancellationToken,
 }
 
+/// Where a gateway checks tokens.
+enum TokenCheck<'a> {
+    /// With its own accounts service.
+    Local,
+    /// With the `Users` service at this URL.
+    Remote { url: &'a str, timeout: Duration },
+}
+
+fn accounts_settings(secret: Vec<u8>, http: &HttpArgs) -> AccountSettings {
+    AccountSettings {
+        jwt_secret: secret,
+        access_ttl: http.access_token_ttl,
+        refresh_ttl: http.refresh_token_ttl,
+    }
+}
+
 async fn start_gateway(
     http: &HttpArgs,
     data_dir: &Path,
     store: &StoreHandle,
     broker: &Broker,
-) -> anyhow::Result<RunningGateway> {
+    tokens: TokenCheck<'_>,
+) -> anyhow::Result<(RunningGateway, AppState)> {
     let addr = listen_addr(&http.listen)?;
     let store_port = store.port();
     let gateway_id = uuid_v7();
@@ -119,14 +145,16 @@ async fn start_gateway(
         Accounts::new(
             store_port.clone(),
             broker.bus.clone(),
-            AccountSettings {
-                jwt_secret: jwt_secret(http, data_dir)?,
-                access_ttl: http.access_token_ttl,
-                refresh_ttl: http.refresh_token_ttl,
-            },
+            accounts_settings(jwt_secret(http, data_dir)?, http),
         )
         .await?,
     );
+    let authenticator: Arc<dyn Authenticator> = match tokens {
+        TokenCheck::Local => accounts.clone(),
+        TokenCheck::Remote { url, timeout } => {
+            Arc::new(GrpcAuthenticator::connect_lazy(url, timeout, Duration::from_secs(1))?)
+        }
+    };
     let stop = CancellationToken::new();
     let gateway = parlor_gateway::build(
         GatewayDeps {
@@ -135,6 +163,7 @@ async fn start_gateway(
             queue: broker.queue.clone(),
             presence: broker.presence(&gateway_id),
             accounts,
+            authenticator,
         },
         GatewaySettings {
             send_rate: http.send_rate,
@@ -154,8 +183,31 @@ async fn start_gateway(
     .await?;
     let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("listening on {}", listener.local_addr()?);
-    let server = tokio::spawn(parlor_gateway::serve(listener, gateway, Duration::from_secs(3)));
-    Ok(RunningGateway { server, stop })
+    let server = tokio::spawn(parlor_gateway::serve(listener, gateway.clone(), Duration::from_secs(3)));
+    Ok((RunningGateway { server, stop }, gateway))
+}
+
+/// Serves gRPC routes (with health and reflection) until `stop`.
+async fn spawn_grpc(
+    listen: &str,
+    routes: tonic::service::Routes,
+    names: &'static [&'static str],
+    stop: CancellationToken,
+) -> anyhow::Result<JoinHandle<()>> {
+    let addr = listen_addr(listen)?;
+    let listener =
+        parlor_rpc::server::bind(addr).await.with_context(|| format!("cannot listen on {addr} (gRPC)"))?;
+    Ok(tokio::spawn(async move {
+        if let Err(e) = parlor_rpc::server::serve(listener, routes, names, stop.cancelled_owned()).await {
+            tracing::error!(error = %e, "the gRPC server failed");
+        }
+    }))
+}
+
+/// The `Chat` service of a gateway, if a service token is configured.
+fn chat_service(rpc: &RpcArgs, state: &AppState) -> Option<ChatServer<parlor_gateway::grpc::ChatService>> {
+    let token = rpc.service_token.as_ref()?;
+    Some(ChatServer::new(parlor_gateway::grpc::ChatService::new(state.clone(), token.0.clone())))
 }
 
 fn uuid_v7() -> String {
@@ -168,27 +220,37 @@ struct RunningWorker {
     stop: CancellationToken,
 }
 
-async fn start_worker(
+/// The moderation role in process.
+fn local_reviewer(opts: &WorkerOpts, store: &StoreHandle) -> anyhow::Result<Arc<dyn Reviewer>> {
+    let read = |path: &Option<std::path::PathBuf>, flag: &str| -> anyhow::Result<Option<String>> {
+        match path {
+            Some(path) => Ok(Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {flag} {}", path.display()))?,
+            )),
+            None => Ok(None),
+        }
+    };
+    let settings = ModerationSettings {
+        blocked_words: read(&opts.blocked_words_file, "--blocked-words-file")?,
+        blocked_domains: read(&opts.blocked_domains_file, "--blocked-domains-file")?,
+        max_links: opts.max_links,
+        spam_threshold: opts.spam_threshold,
+        ..ModerationSettings::default()
+    };
+    Ok(Arc::new(Moderator::new(settings, store.port())))
+}
+
+fn start_worker(
     opts: &WorkerOpts,
     store: &StoreHandle,
     broker: &Broker,
-) -> anyhow::Result<RunningWorker> {
-    let blocked_words = match &opts.blocked_words_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --blocked-words-file {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let store_port = store.port();
-    let reviewer: Arc<dyn Reviewer> = Arc::new(Moderator::new(
-        ModerationSettings { blocked_words, ..ModerationSettings::default() },
-        store_port.clone(),
-    ));
+    reviewer: Arc<dyn Reviewer>,
+) -> RunningWorker {
     let stop = CancellationToken::new();
     let task = tokio::spawn(parlor_worker::run(
         WorkerContext {
-            store: store_port,
+            store: store.port(),
             queue: broker.queue.clone(),
             bus: broker.bus.clone(),
             reviewer,
@@ -196,7 +258,7 @@ async fn start_worker(
         },
         stop.clone(),
     ));
-    Ok(RunningWorker { task, stop })
+    RunningWorker { task, stop }
 }
 
 /// Stops a gateway: no new connections, WebSockets closed with 1001, requests in flight finished.
@@ -224,19 +286,54 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let store = StoreHandle::open(&args.store).await?;
     let broker = Broker::connect(&args.broker).await?;
-    let worker = start_worker(&args.worker, &store, &broker).await?;
-    let mut gateway = start_gateway(&args.http, &args.store.data_dir, &store, &broker).await?;
+    let reviewer = local_reviewer(&args.worker, &store)?;
+    let worker = start_worker(&args.worker, &store, &broker, reviewer.clone());
+    let (gateway, state) =
+        start_gateway(&args.http, &args.store.data_dir, &store, &broker, TokenCheck::Local).await?;
+    let grpc_stop = CancellationToken::new();
+    let grpc = match &args.rpc.grpc_listen {
+        Some(listen) => {
+            let users = UsersService::new(state.accounts.clone(), store.port(), state.presence.clone());
+            let mut routes = tonic::service::Routes::new(UsersServer::new(users))
+                .add_service(ModerationServer::new(ModerationService::new(reviewer)));
+            let mut names: &'static [&'static str] = &["parlor.v1.Users", "parlor.v1.Moderation"];
+            if let Some(chat) = chat_service(&args.rpc, &state) {
+                routes = routes.add_service(chat);
+                names = &["parlor.v1.Users", "parlor.v1.Moderation", "parlor.v1.Chat"];
+            }
+            Some(spawn_grpc(listen, routes, names, grpc_stop.clone()).await?)
+        }
+        None => None,
+    };
+    wait_and_stop(gateway, grpc.map(|task| (task, grpc_stop)), Some(worker), &store).await
+}
+
+/// Waits for SIGTERM or Ctrl-C (or the HTTP server's end), then stops in order: gRPC stops taking
+/// calls; the gateway closes WebSockets (1001) and finishes requests in flight; the worker commits
+/// what is queued in process; the store closes.
+async fn wait_and_stop(
+    mut gateway: RunningGateway,
+    grpc: Option<(JoinHandle<()>, CancellationToken)>,
+    worker: Option<RunningWorker>,
+    store: &StoreHandle,
+) -> anyhow::Result<()> {
     let failed = tokio::select! {
         () = signal() => None,
         done = &mut gateway.server => Some(done),
     };
     tracing::info!("shutting down");
-    // Stop taking requests and close WebSockets (1001), finish requests in flight, then let the
-    // worker commit what is queued, then close the database.
+    if let Some((_, stop)) = &grpc {
+        stop.cancel();
+    }
     if failed.is_none() {
         stop_gateway(gateway).await;
     }
-    stop_worker(worker).await;
+    if let Some(worker) = worker {
+        stop_worker(worker).await;
+    }
+    if let Some((task, _)) = grpc {
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
     store.close().await;
     match failed {
         None | Some(Ok(Ok(()))) => Ok(()),
@@ -265,21 +362,21 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let store = StoreHandle::open(&args.store).await?;
     let broker = Broker::connect(&args.broker).await?;
     require_shared(&store, &broker, "gateway")?;
-    let mut gateway = start_gateway(&args.http, &args.store.data_dir, &store, &broker).await?;
-    let failed = tokio::select! {
-        () = signal() => None,
-        done = &mut gateway.server => Some(done),
+    let tokens = match &args.users_url {
+        Some(url) => TokenCheck::Remote { url, timeout: args.rpc.rpc_timeout },
+        None => TokenCheck::Local,
     };
-    tracing::info!("shutting down");
-    if failed.is_none() {
-        stop_gateway(gateway).await;
-    }
-    store.close().await;
-    match failed {
-        None | Some(Ok(Ok(()))) => Ok(()),
-        Some(Ok(Err(e))) => Err(e).context("the HTTP server failed"),
-        Some(Err(e)) => Err(e).context("the HTTP server task failed"),
-    }
+    let (gateway, state) = start_gateway(&args.http, &args.store.data_dir, &store, &broker, tokens).await?;
+    let grpc_stop = CancellationToken::new();
+    let grpc = match (&args.rpc.grpc_listen, chat_service(&args.rpc, &state)) {
+        (Some(listen), Some(chat)) => {
+            let routes = tonic::service::Routes::new(chat);
+            Some(spawn_grpc(listen, routes, &["parlor.v1.Chat"], grpc_stop.clone()).await?)
+        }
+        (Some(_), None) => bail!("--grpc-listen serves Chat, which needs --service-token"),
+        _ => None,
+    };
+    wait_and_stop(gateway, grpc.map(|task| (task, grpc_stop)), None, &store).await
 }
 
 /// `parlor worker`.
@@ -287,10 +384,56 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let store = StoreHandle::open(&args.store).await?;
     let broker = Broker::connect(&args.broker).await?;
     require_shared(&store, &broker, "worker")?;
-    let worker = start_worker(&args.worker, &store, &broker).await?;
+    let reviewer: Arc<dyn Reviewer> = match &args.moderation_url {
+        Some(url) => Arc::new(GrpcReviewer::connect_lazy(url, args.rpc_timeout)?),
+        None => local_reviewer(&args.worker, &store)?,
+    };
+    let worker = start_worker(&args.worker, &store, &broker, reviewer);
     signal().await;
     tracing::info!("shutting down");
     stop_worker(worker).await;
+    store.close().await;
+    Ok(())
+}
+
+/// `parlor moderation`.
+pub async fn moderation(args: ModerationArgs) -> anyhow::Result<()> {
+    let store = StoreHandle::open(&args.store).await?;
+    let reviewer = local_reviewer(&args.worker, &store)?;
+    let routes = tonic::service::Routes::new(ModerationServer::new(ModerationService::new(reviewer)));
+    let stop = CancellationToken::new();
+    let server = spawn_grpc(&args.grpc_listen, routes, &["parlor.v1.Moderation"], stop.clone()).await?;
+    signal().await;
+    tracing::info!("shutting down");
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    store.close().await;
+    Ok(())
+}
+
+/// `parlor users`.
+pub async fn users(args: UsersArgs) -> anyhow::Result<()> {
+    if args.jwt_secret.0.len() < 16 {
+        bail!("--jwt-secret must be at least 16 characters");
+    }
+    let store = StoreHandle::open(&args.store).await?;
+    let broker = Broker::connect(&args.broker).await?;
+    let settings = AccountSettings {
+        jwt_secret: args.jwt_secret.0.as_bytes().to_vec(),
+        access_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(30 * 86_400),
+    };
+    let accounts = Arc::new(Accounts::new(store.port(), broker.bus.clone(), settings).await?);
+    // The users role reads presence; it claims none, so its name in the presence sets is unused.
+    let presence = broker.presence(&format!("users-{}", uuid_v7()));
+    let service = UsersService::new(accounts, store.port(), presence);
+    let routes = tonic::service::Routes::new(UsersServer::new(service));
+    let stop = CancellationToken::new();
+    let server = spawn_grpc(&args.grpc_listen, routes, &["parlor.v1.Users"], stop.clone()).await?;
+    signal().await;
+    tracing::info!("shutting down");
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     store.close().await;
     Ok(())
 }

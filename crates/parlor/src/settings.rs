@@ -35,6 +35,10 @@ pub enum Command {
     Gateway(Box<GatewayArgs>),
     /// Run the worker role alone (queue in, review, store, publish): needs PostgreSQL and Redis.
     Worker(Box<WorkerArgs>),
+    /// Run the moderation role alone: the gRPC `Moderation` service.
+    Moderation(Box<ModerationArgs>),
+    /// Run the users role alone: the gRPC `Users` service (token checks, users, presence).
+    Users(Box<UsersArgs>),
     /// Apply the database migrations (or revert the newest, PostgreSQL only) and exit.
     Migrate(MigrateArgs),
 }
@@ -168,6 +172,16 @@ pub struct WorkerOpts {
     /// Blocked words and phrases, one a line; by default a small built-in list.
     #[arg(long, env = "PARLOR_BLOCKED_WORDS_FILE")]
     pub blocked_words_file: Option<PathBuf>,
+    /// Blocked link domains (each covers its subdomains), one a line; by default a few IP loggers.
+    #[arg(long, env = "PARLOR_BLOCKED_DOMAINS_FILE")]
+    pub blocked_domains_file: Option<PathBuf>,
+    /// Most links in one message (more: `too_many_links`).
+    #[arg(long, env = "PARLOR_MAX_LINKS", default_value = "10")]
+    pub max_links: usize,
+    /// Spam probability from the classifier at which a message is refused as `spam`; above 1
+    /// turns the classifier off.
+    #[arg(long, env = "PARLOR_SPAM_THRESHOLD", default_value = "0.995")]
+    pub spam_threshold: f64,
 }
 
 /// Unread-message e-mails.
@@ -179,6 +193,22 @@ pub struct NotifyArgs {
     /// Delay before an unread-message e-mail.
     #[arg(long, env = "PARLOR_NOTIFY_AFTER", default_value = "10m", value_parser = duration)]
     pub notify_after: Duration,
+}
+
+/// gRPC: where this process serves, and where it finds the roles that run elsewhere.
+#[derive(Args, Debug, Clone)]
+pub struct RpcArgs {
+    /// gRPC address. `serve` offers Users, Moderation and Chat there, `gateway` offers Chat; off
+    /// when unset.
+    #[arg(long, env = "PARLOR_GRPC_LISTEN")]
+    pub grpc_listen: Option<String>,
+    /// Token that integrations present to `Chat` (`authorization: Bearer <token>`); `Chat` is off
+    /// without it.
+    #[arg(long, env = "PARLOR_SERVICE_TOKEN")]
+    pub service_token: Option<Secret>,
+    /// Deadline of each call to another service.
+    #[arg(long, env = "PARLOR_RPC_TIMEOUT", default_value = "2s", value_parser = duration)]
+    pub rpc_timeout: Duration,
 }
 
 /// Settings of `parlor serve`.
@@ -194,6 +224,8 @@ pub struct ServeArgs {
     pub worker: WorkerOpts,
     #[command(flatten)]
     pub notify: NotifyArgs,
+    #[command(flatten)]
+    pub rpc: RpcArgs,
 }
 
 /// Settings of `parlor gateway`.
@@ -205,6 +237,11 @@ pub struct GatewayArgs {
     pub broker: BrokerArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub rpc: RpcArgs,
+    /// The `Users` service (`http://host:port`) to check tokens with; in process when unset.
+    #[arg(long, env = "PARLOR_USERS_URL")]
+    pub users_url: Option<String>,
 }
 
 /// Settings of `parlor worker`.
@@ -216,6 +253,39 @@ pub struct WorkerArgs {
     pub broker: BrokerArgs,
     #[command(flatten)]
     pub worker: WorkerOpts,
+    /// The `Moderation` service (`http://host:port`) to review with; in process when unset.
+    #[arg(long, env = "PARLOR_MODERATION_URL")]
+    pub moderation_url: Option<String>,
+    /// Deadline of each call to another service.
+    #[arg(long, env = "PARLOR_RPC_TIMEOUT", default_value = "2s", value_parser = duration)]
+    pub rpc_timeout: Duration,
+}
+
+/// Settings of `parlor moderation`.
+#[derive(Args, Debug)]
+pub struct ModerationArgs {
+    /// gRPC address of the `Moderation` service.
+    #[arg(long, env = "PARLOR_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
+    pub grpc_listen: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub worker: WorkerOpts,
+}
+
+/// Settings of `parlor users`.
+#[derive(Args, Debug)]
+pub struct UsersArgs {
+    /// gRPC address of the `Users` service.
+    #[arg(long, env = "PARLOR_GRPC_LISTEN", default_value = "127.0.0.1:50052")]
+    pub grpc_listen: String,
+    /// Token signing key, the same as the gateways'.
+    #[arg(long, env = "PARLOR_JWT_SECRET")]
+    pub jwt_secret: Secret,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
 }
 
 /// Settings of `parlor migrate`.

@@ -100,12 +100,28 @@ struct Cluster {
     _db: Database,
     gateways: Vec<Proc>,
     workers: Vec<Proc>,
+    /// Moderation and users, when they run alone.
+    services: Vec<Proc>,
+    gateway_extra: Vec<String>,
+    worker_extra: Vec<String>,
     common: Vec<String>,
     http: reqwest::Client,
 }
 
 impl Cluster {
     async fn start(gateways: usize, workers: usize, redis_url: &str, amqp: bool) -> Self {
+        Self::start_with(gateways, workers, redis_url, amqp, false).await
+    }
+
+    /// With `services`, moderation and users run as processes of their own, and the gateways and
+    /// workers reach them over gRPC.
+    async fn start_with(
+        gateways: usize,
+        workers: usize,
+        redis_url: &str,
+        amqp: bool,
+        services: bool,
+    ) -> Self {
         check_redis(redis_url);
         let db = Database::create().await;
         let prefix = format!("parlor-cluster-{}", uuid_hex());
@@ -130,9 +146,22 @@ impl Cluster {
             common.push("--amqp-url".into());
             common.push(env_or("PARLOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"));
         }
-        // The first process migrates; the others start once the schema is there.
-        let mut cluster =
-            Self { _db: db, gateways: Vec::new(), workers: Vec::new(), common, http: reqwest::Client::new() };
+        let mut cluster = Self {
+            _db: db,
+            gateways: Vec::new(),
+            workers: Vec::new(),
+            services: Vec::new(),
+            gateway_extra: Vec::new(),
+            worker_extra: Vec::new(),
+            common,
+            http: reqwest::Client::new(),
+        };
+        if services {
+            let moderation = cluster.add_service("moderation", &[]);
+            let users = cluster.add_service("users", &["--jwt-secret", SECRET]);
+            cluster.worker_extra = vec!["--moderation-url".into(), moderation];
+            cluster.gateway_extra = vec!["--users-url".into(), users];
+        }
         for _ in 0..gateways {
             cluster.add_gateway();
         }
@@ -142,9 +171,31 @@ impl Cluster {
         cluster
     }
 
+    /// Starts `parlor <role>` on a free gRPC port; returns its URL.
+    fn add_service(&mut self, role: &str, extra: &[&str]) -> String {
+        let mut args: Vec<String> = vec![role.into(), "--grpc-listen".into(), "127.0.0.1:0".into()];
+        // Moderation needs only the database; users also reads presence from Redis.
+        let keep: &[&str] = if role == "users" {
+            &["--database-url", "--redis-url", "--key-prefix"]
+        } else {
+            &["--database-url"]
+        };
+        for pair in self.common.chunks(2) {
+            if keep.contains(&pair[0].as_str()) {
+                args.extend(pair.iter().cloned());
+            }
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (child, addr) = spawn_parlor(&args, "gRPC listening on ");
+        let addr = addr.trim().to_owned();
+        self.services.push(Proc { child, addr: addr.clone() });
+        format!("http://{addr}")
+    }
+
     fn add_gateway(&mut self) {
         let mut args: Vec<String> = vec!["gateway".into(), "--listen".into(), "127.0.0.1:0".into()];
         args.extend(self.common.iter().cloned());
+        args.extend(self.gateway_extra.iter().cloned());
         for (k, v) in [
             ("--jwt-secret", SECRET),
             ("--auth-rate", "1000"),
@@ -164,6 +215,7 @@ impl Cluster {
     fn add_worker(&mut self) {
         let mut args: Vec<String> = vec!["worker".into()];
         args.extend(self.common.iter().cloned());
+        args.extend(self.worker_extra.iter().cloned());
         let (child, _) = spawn_parlor(&args, "worker started");
         self.workers.push(Proc { child, addr: String::new() });
     }
@@ -611,4 +663,47 @@ async fn serve_runs_every_role_in_one_process_over_postgres_and_redis() {
     let (status, found) = app.get("/api/v1/search?q=postgresql", &bob.token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(found["messages"][0]["id"], sent["id"], "full-text search in PostgreSQL");
+}
+
+#[tokio::test]
+async fn gateway_worker_moderation_and_users_as_separate_processes_allow_and_reject_over_the_websocket() {
+    let cluster = Cluster::start_with(1, 1, &redis_url(), false, true).await;
+    let alice = cluster.register(0, "alice").await;
+    let bob = cluster.register(0, "bob").await;
+    let room = cluster.room(&alice, &[&bob]).await;
+    let mut a = cluster.ws(0, &alice).await;
+    let mut b = cluster.ws(0, &bob).await;
+
+    a.send(json!({"type": "send", "room_id": room, "body": "hello @bob, **welcome**", "nonce": "ok-1"}))
+        .await;
+    let ack = a.next_of_type("ack").await;
+    assert_eq!(ack["message"]["mentions"], json!([bob.id]), "rendered by the moderation service");
+    let got = b.next_of_type("message.created").await;
+    assert!(
+        got["message"]["html"].as_str().unwrap_or_default().contains("<strong>welcome</strong>"),
+        "{got}"
+    );
+
+    a.send(json!({"type": "send", "room_id": room, "body": "cheap viagra here", "nonce": "bad-1"})).await;
+    let refused = a.next_of_type("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["reason"].as_str()),
+        (Some("rejected"), Some("blocked_word"))
+    );
+    assert_eq!(refused["nonce"], "bad-1");
+    let history = cluster.history(0, &room, &bob.token).await;
+    assert_eq!(history.len(), 1, "the rejected message is not stored");
+
+    // Tokens are checked by the users service: a logout is honoured within a couple of seconds.
+    let (status, _) = cluster.call(0, Method::POST, "/api/v1/auth/logout", Some(&bob.token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let (status, _) = cluster.call(0, Method::GET, "/api/v1/users/me", Some(&bob.token), None).await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the logged-out token still works");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

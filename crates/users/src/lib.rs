@@ -9,3 +9,18 @@ mod tokens;
 
 pub use accounts::{AccountSettings, Accounts, Registered, SignedIn};
 pub use tokens::{Authenticated, Claims, TokenPair};
+
+/// Checks access tokens: in process (`Accounts`) or through the `Users` gRPC service.
+#[async_trait::async_trait]
+pub trait Authenticator: Send + Sync {
+    /// Who a token speaks for: it must be well-formed, signed with our key, unexpired, and of a
+    /// session that has not ended.
+    async fn authenticate(&self, token: &str) -> parlor_domain::Result<Authenticated>;
+}
+
+#[async_trait::async_trait]
+impl Authenticator for Accounts {
+    async fn authenticate(&self, token: &str) -> parlor_domain::Result<Authenticated> {
+        Accounts::authenticate(self, token).await
+    }
+}

@@ -108,7 +108,7 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
                 }
             }
         }
-        match review(ctx, &d.item.command).await {
+        match review(ctx, &d.item.command, &d.item.request_id).await {
             Ok((html, mentions)) => {
                 outcomes.push(None);
                 prepared.push(Prepared { command: d.item.command.clone(), html, mentions, now });
@@ -158,6 +158,7 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
 async fn review(
     ctx: &WorkerContext,
     command: &Command,
+    trace_id: &str,
 ) -> Result<(String, Vec<parlor_domain::UserId>), Error> {
     let (author_id, room_id, body) = match command {
         Command::Create { author_id, room_id, body, .. } | Command::Edit { author_id, room_id, body, .. } => {
@@ -167,7 +168,12 @@ async fn review(
     };
     let verdict = ctx
         .reviewer
-        .review(ReviewRequest { author_id: author_id.clone(), room_id: room_id.clone(), body: body.clone() })
+        .review(ReviewRequest {
+            author_id: author_id.clone(),
+            room_id: room_id.clone(),
+            body: body.clone(),
+            trace_id: trace_id.to_owned(),
+        })
         .await
         .map_err(|e| match e {
             Error::Internal(_) => Error::Unavailable("moderation is unavailable".into()),
