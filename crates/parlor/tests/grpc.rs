@@ -158,7 +158,15 @@ async fn users_runs_alone_and_checks_tokens_users_and_presence() {
     let users =
         start("users", &["--jwt-secret", SECRET, "--data-dir", &app.data_dir().display().to_string()], None);
     let alice = app.register("alice").await;
-    let mut client = UsersClient::new(channel(&users.url).await);
+    let ch = channel(&users.url).await;
+    let status = HealthClient::new(ch.clone())
+        .check(HealthCheckRequest { service: "parlor.v1.Users".into() })
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+    let mut client = UsersClient::new(ch);
 
     let me = client
         .authenticate(pb::AuthenticateRequest { access_token: alice.token.clone() })
