@@ -105,7 +105,8 @@ async fn moderation_runs_alone_answers_health_and_reflection_and_reviews() {
             "{disguised:?}"
         );
     }
-    let fine = client.review(review("n-ok", "the free tier costs no money")).await.expect("review").into_inner();
+    let fine =
+        client.review(review("n-ok", "the free tier costs no money")).await.expect("review").into_inner();
     assert_eq!(fine.verdict, Verdict::Allow as i32, "words apart are not the phrase");
 
     let mut verdicts = Vec::new();
