@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the servers the tests use answer on this machine: PostgreSQL (127.0.0.1:5432),
-# Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672). Starts (and if need be installs) the
+# Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672), and that the SMTP sink (aiosmtpd) is
+# installed. Starts (and if need be installs) the
 # ones that do not. Exits non-zero, naming the server, when one cannot be had: the tests that
 # need it would fail anyway, with a less clear message.
 set -uo pipefail
@@ -49,6 +50,12 @@ if ! listening 5672; then
   echo "starting RabbitMQ"
   rabbitmq-server -detached || true
   wait_for 5672 90 || { echo "RabbitMQ does not answer on 127.0.0.1:5672"; failed=1; }
+fi
+
+# The SMTP sink of the notification tests.
+if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+  echo "installing aiosmtpd"
+  python3 -m pip install --quiet aiosmtpd || { echo "cannot install aiosmtpd (pip)"; failed=1; }
 fi
 
 if [ "$failed" = 0 ]; then

@@ -117,6 +117,8 @@ pub struct NewRoom {
 pub struct RoomAccess {
     pub room: Room,
     pub role: Option<Role>,
+    /// The user's read marker, when a member.
+    pub last_read_seq: Option<i64>,
 }
 
 /// Rooms, memberships and read markers.
@@ -159,6 +161,9 @@ pub struct Prepared {
     pub html: String,
     pub mentions: Vec<UserId>,
     pub now: Timestamp,
+    /// When the unread-message e-mail of a new message falls due (for the other member of a
+    /// direct room, and for mentioned members); `None`: no e-mail.
+    pub notify_at: Option<Timestamp>,
 }
 
 /// Which way a history page goes.
@@ -199,9 +204,83 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Vec<Message>>;
 }
 
+/// One message of an e-mail digest.
+#[derive(Clone, Debug)]
+pub struct DigestItem {
+    pub job_id: i64,
+    /// Tries already made to mail this job.
+    pub attempts: i64,
+    pub room_id: RoomId,
+    /// The room's name (`None` for a direct room).
+    pub room_name: Option<String>,
+    /// The message as it is now (`deleted` if it was).
+    pub message: Message,
+    /// The recipient's read marker in the room now.
+    pub last_read_seq: i64,
+}
+
+/// The due notifications of one recipient, claimed by one notifier until `locked_until`.
+#[derive(Clone, Debug)]
+pub struct Digest {
+    pub recipient: UserRecord,
+    pub items: Vec<DigestItem>,
+}
+
+/// What became of claimed jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobEnd {
+    /// Mailed.
+    Sent,
+    /// Not needed any more (read, deleted, recipient online or unsubscribed).
+    Dropped,
+    /// Given up after the last retry.
+    Failed,
+}
+
+/// An e-mail to send.
+#[derive(Clone, Debug)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// The same for every try of one digest, so a receiver can drop a repeat.
+    pub message_id: String,
+    /// The one-click unsubscribe address.
+    pub unsubscribe_url: String,
+}
+
+/// Sends e-mail: over SMTP, or to the log in development.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends one e-mail; `Unavailable` when the server cannot take it now.
+    async fn send(&self, mail: &Mail) -> Result<()>;
+}
+
+/// The outbox of unread-message e-mails (jobs are written by `MessageStore::apply`).
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Claims, until `lease_until`, the jobs of up to `limit` recipients who have a job due at
+    /// `now` and none held by another notifier: each recipient's jobs due by `horizon` come
+    /// together, as one digest.
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        horizon: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Digest>>;
+    /// Ends jobs.
+    async fn finish_jobs(&self, job_ids: &[i64], end: JobEnd) -> Result<()>;
+    /// Releases jobs for another try at `next_attempt_at`, counting the attempt.
+    async fn retry_jobs(&self, job_ids: &[i64], next_attempt_at: Timestamp) -> Result<i64>;
+    /// How many jobs are still pending (for tests and metrics).
+    async fn pending_jobs(&self) -> Result<i64>;
+}
+
 /// Everything the store keeps.
 #[async_trait]
-pub trait Store: UserStore + SessionStore + RoomStore + MessageStore {
+pub trait Store: UserStore + SessionStore + RoomStore + MessageStore + JobStore {
     /// `Ok` when the database answers.
     async fn ping(&self) -> Result<()>;
 }

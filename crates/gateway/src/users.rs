@@ -20,6 +20,22 @@ pub fn router() -> Router<AppState> {
         .route("/users/me", get(me).patch(update_me))
         .route("/users/me/password", post(change_password))
         .route("/users/{id}", get(user))
+        .route("/unsubscribe", get(unsubscribe).post(unsubscribe))
+}
+
+#[derive(Deserialize)]
+struct UnsubscribeQuery {
+    token: Option<String>,
+}
+
+/// `GET` or `POST /api/v1/unsubscribe?token=`: the link in every e-mail; no login needed.
+async fn unsubscribe(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<UnsubscribeQuery>,
+) -> ApiResult<Json<Value>> {
+    let token = query.token.unwrap_or_default();
+    state.accounts.unsubscribe(&token).await?;
+    Ok(Json(json!({ "unsubscribed": true, "email_notifications": false })))
 }
 
 async fn me(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<Json<OwnUser>> {

@@ -29,6 +29,7 @@ async fn main() -> ExitCode {
         Command::Worker(args) => serve::worker(*args).await,
         Command::Moderation(args) => serve::moderation(*args).await,
         Command::Users(args) => serve::users(*args).await,
+        Command::Notifier(args) => serve::notifier(*args).await,
         Command::Migrate(args) => serve::migrate(args).await,
     };
     match result {

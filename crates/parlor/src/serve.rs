@@ -2,8 +2,8 @@
 //! `migrate`.
 
 use crate::settings::{
-    Direction, GatewayArgs, HttpArgs, MigrateArgs, ModerationArgs, RpcArgs, ServeArgs, UsersArgs, WorkerArgs,
-    WorkerOpts,
+    Direction, GatewayArgs, HttpArgs, MigrateArgs, ModerationArgs, NotifierArgs, NotifyArgs, RpcArgs,
+    ServeArgs, UsersArgs, WorkerArgs, WorkerOpts,
 };
 use crate::wiring::{Broker, StoreHandle};
 use anyhow::{Context, bail};
@@ -255,10 +255,38 @@ fn start_worker(
             bus: broker.bus.clone(),
             reviewer,
             batch_max: opts.batch_max.max(1),
+            notify_after: Some(opts.notify_after),
         },
         stop.clone(),
     ));
     RunningWorker { task, stop }
+}
+
+/// Starts the notifier role: e-mails over SMTP, or to the log without `--smtp-url`.
+fn start_notifier(
+    args: &NotifyArgs,
+    store: &StoreHandle,
+    presence: Arc<dyn parlor_domain::ports::Presence>,
+    accounts: Arc<Accounts>,
+) -> anyhow::Result<(JoinHandle<()>, CancellationToken)> {
+    let mailer: Arc<dyn parlor_domain::ports::Mailer> = match &args.smtp_url {
+        Some(url) => Arc::new(parlor_notifier::SmtpMailer::new(&url.0, &args.mail_from)?),
+        None => Arc::new(parlor_notifier::LogMailer),
+    };
+    let ctx = parlor_notifier::NotifierContext {
+        store: store.port(),
+        presence,
+        mailer,
+        unsubscribe_token: Arc::new(move |user| accounts.unsubscribe_token(user)),
+        settings: parlor_notifier::NotifierSettings {
+            backoff: args.notify_retry,
+            lease: args.notify_lease,
+            public_url: args.public_url.clone(),
+            ..parlor_notifier::NotifierSettings::default()
+        },
+    };
+    let stop = CancellationToken::new();
+    Ok((tokio::spawn(parlor_notifier::run(ctx, stop.clone())), stop))
 }
 
 /// Stops a gateway: no new connections, WebSockets closed with 1001, requests in flight finished.
@@ -290,6 +318,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let worker = start_worker(&args.worker, &store, &broker, reviewer.clone());
     let (gateway, state) =
         start_gateway(&args.http, &args.store.data_dir, &store, &broker, TokenCheck::Local).await?;
+    let notifier = start_notifier(&args.notify, &store, state.presence.clone(), state.accounts.clone())?;
     let grpc_stop = CancellationToken::new();
     let grpc = match &args.rpc.grpc_listen {
         Some(listen) => {
@@ -305,7 +334,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    wait_and_stop(gateway, grpc.map(|task| (task, grpc_stop)), Some(worker), &store).await
+    let result = wait_and_stop(gateway, grpc.map(|task| (task, grpc_stop)), Some(worker), &store).await;
+    notifier.1.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), notifier.0).await;
+    result
 }
 
 /// Waits for SIGTERM or Ctrl-C (or the HTTP server's end), then stops in order: gRPC stops taking
@@ -434,6 +466,29 @@ pub async fn users(args: UsersArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    store.close().await;
+    Ok(())
+}
+
+/// `parlor notifier`.
+pub async fn notifier(args: NotifierArgs) -> anyhow::Result<()> {
+    if args.jwt_secret.0.len() < 16 {
+        bail!("--jwt-secret must be at least 16 characters");
+    }
+    let store = StoreHandle::open(&args.store).await?;
+    let broker = Broker::connect(&args.broker).await?;
+    let settings = AccountSettings {
+        jwt_secret: args.jwt_secret.0.as_bytes().to_vec(),
+        access_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(30 * 86_400),
+    };
+    let accounts = Arc::new(Accounts::new(store.port(), broker.bus.clone(), settings).await?);
+    let presence = broker.presence(&format!("notifier-{}", uuid_v7()));
+    let (task, stop) = start_notifier(&args.notify, &store, presence, accounts)?;
+    signal().await;
+    tracing::info!("shutting down");
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     store.close().await;
     Ok(())
 }

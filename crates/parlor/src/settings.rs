@@ -39,6 +39,8 @@ pub enum Command {
     Moderation(Box<ModerationArgs>),
     /// Run the users role alone: the gRPC `Users` service (token checks, users, presence).
     Users(Box<UsersArgs>),
+    /// Run the notifier role alone: unread-message e-mails (any number of them side by side).
+    Notifier(Box<NotifierArgs>),
     /// Apply the database migrations (or revert the newest, PostgreSQL only) and exit.
     Migrate(MigrateArgs),
 }
@@ -182,17 +184,31 @@ pub struct WorkerOpts {
     /// turns the classifier off.
     #[arg(long, env = "PARLOR_SPAM_THRESHOLD", default_value = "0.995")]
     pub spam_threshold: f64,
+    /// Delay before an unread-message e-mail (the worker schedules it with the message).
+    #[arg(long, env = "PARLOR_NOTIFY_AFTER", default_value = "10m", value_parser = duration)]
+    pub notify_after: Duration,
 }
 
 /// Unread-message e-mails.
 #[derive(Args, Debug, Clone)]
 pub struct NotifyArgs {
-    /// SMTP server for unread-message e-mails, `smtp://host:port`; by default e-mails are logged.
+    /// SMTP server for unread-message e-mails: `smtp://host:port`, `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS) or `smtps://host:465`; by default e-mails are logged, not sent.
     #[arg(long, env = "PARLOR_SMTP_URL")]
     pub smtp_url: Option<Secret>,
-    /// Delay before an unread-message e-mail.
-    #[arg(long, env = "PARLOR_NOTIFY_AFTER", default_value = "10m", value_parser = duration)]
-    pub notify_after: Duration,
+    /// Sender of the e-mails.
+    #[arg(long, env = "PARLOR_MAIL_FROM", default_value = "parlor <parlor@localhost>")]
+    pub mail_from: String,
+    /// Base URL of the web client, for links in e-mails.
+    #[arg(long, env = "PARLOR_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+    /// Wait before retrying a failed send; each later retry waits twice as long (8 tries in all).
+    #[arg(long, env = "PARLOR_NOTIFY_RETRY", default_value = "5s", value_parser = duration)]
+    pub notify_retry: Duration,
+    /// How long a notifier holds the jobs it works on: those of a notifier that dies are taken
+    /// over after this.
+    #[arg(long, env = "PARLOR_NOTIFY_LEASE", default_value = "60s", value_parser = duration)]
+    pub notify_lease: Duration,
 }
 
 /// gRPC: where this process serves, and where it finds the roles that run elsewhere.
@@ -303,4 +319,18 @@ pub struct MigrateArgs {
 pub enum Direction {
     Up,
     Down,
+}
+
+/// Settings of `parlor notifier`.
+#[derive(Args, Debug)]
+pub struct NotifierArgs {
+    /// Token signing key, the same as the gateways' (it signs the unsubscribe links).
+    #[arg(long, env = "PARLOR_JWT_SECRET")]
+    pub jwt_secret: Secret,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }

@@ -130,6 +130,7 @@ fn create(room: &RoomId, author: &UserId, body: &str, nonce: Option<&str>) -> Pr
         html: format!("<p>{body}</p>"),
         mentions: Vec::new(),
         now: Timestamp::now(),
+        notify_at: None,
     }
 }
 
@@ -299,6 +300,7 @@ async fn a_batch_gets_gapless_seqs_and_nonces_deduplicate(store: Arc<dyn Store>)
         html: String::new(),
         mentions: Vec::new(),
         now: Timestamp::now(),
+        notify_at: None,
     });
     let out = store.apply(&batch).await.expect("apply");
     let (s1, c1, id1) = created(&out[0]);
@@ -333,12 +335,14 @@ async fn edits_and_deletes_keep_their_rules(store: Arc<dyn Store>) {
         html: "<p>edited</p>".into(),
         mentions: Vec::new(),
         now: Timestamp::now(),
+        notify_at: None,
     };
     let delete = |who: &UserId| Prepared {
         command: Command::Delete { room_id: r.clone(), message_id: id.clone(), actor_id: who.clone() },
         html: String::new(),
         mentions: Vec::new(),
         now: Timestamp::now(),
+        notify_at: None,
     };
     let out = store.apply(&[edit(&alice), edit(&bob)]).await.expect("edits");
     assert!(matches!(&out[0], Outcome::Failed(Error::Forbidden(_))), "{:?}", out[0]);
@@ -409,6 +413,53 @@ async fn concurrent_batches_on_one_room_stay_gapless(store: Arc<dyn Store>) {
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=200).collect::<Vec<i64>>());
 }
 
+async fn notification_jobs_are_written_with_the_message_and_claimed_once_per_recipient(
+    store: Arc<dyn Store>,
+) {
+    use parlor_domain::ports::JobEnd;
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let carol = user(&store, "carol").await;
+    for u in [&bob, &carol] {
+        store
+            .update_profile(
+                u,
+                ProfilePatch { email: Some(Some(format!("{u}@example.com"))), ..ProfilePatch::default() },
+            )
+            .await
+            .expect("email");
+    }
+    let (dm, _) = store.direct_room(&alice, &bob, Timestamp::now()).await.expect("dm");
+    let group = room(&store, &alice, "g", Visibility::Public).await;
+    store.add_member(&group, &carol, Role::Member, Timestamp::now()).await.expect("join");
+    let now = Timestamp::now();
+    let mut to_bob = create(&dm.id, &alice, "hi bob", None);
+    to_bob.notify_at = Some(now);
+    let mut mention = create(&group, &alice, "hi @carol", None);
+    mention.notify_at = Some(now);
+    mention.mentions = vec![carol.clone()];
+    let mut plain = create(&group, &alice, "nobody mentioned", None);
+    plain.notify_at = Some(now);
+    store.apply(&[to_bob, mention, plain]).await.expect("apply");
+    assert_eq!(store.pending_jobs().await.expect("count"), 2, "one for bob's DM, one for carol's mention");
+
+    let later = now.plus_millis(1000);
+    let claimed = store.claim_due(later, later, later.plus_millis(60_000), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    let again = store.claim_due(later, later, later.plus_millis(60_000), 10).await.expect("claim again");
+    assert!(again.is_empty(), "claimed jobs are held");
+    let bobs = claimed.iter().find(|d| d.recipient.user.id == bob).expect("bob's digest");
+    assert_eq!(bobs.items[0].message.body, "hi bob");
+    assert_eq!(bobs.items[0].last_read_seq, 0);
+    let ids: Vec<i64> = claimed.iter().flat_map(|d| d.items.iter().map(|i| i.job_id)).collect();
+    assert_eq!(store.retry_jobs(&ids, later).await.expect("retry"), 1);
+    let retried =
+        store.claim_due(later, later, later.plus_millis(60_000), 10).await.expect("claim after retry");
+    assert_eq!(retried.len(), 2);
+    store.finish_jobs(&ids, JobEnd::Sent).await.expect("finish");
+    assert_eq!(store.pending_jobs().await.expect("count"), 0);
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -443,4 +494,5 @@ suite!(
     edits_and_deletes_keep_their_rules,
     history_pages_both_ways_and_search_stays_in_the_users_rooms,
     concurrent_batches_on_one_room_stay_gapless,
+    notification_jobs_are_written_with_the_message_and_claimed_once_per_recipient,
 );

@@ -241,6 +241,21 @@ impl Accounts {
         }
     }
 
+    /// A token that unsubscribes `user_id` from e-mail without logging in: an HMAC of the id with
+    /// the signing key, so it cannot be forged and needs no storage.
+    pub fn unsubscribe_token(&self, user_id: &UserId) -> String {
+        crate::secrets::sign(&self.settings.jwt_secret, &format!("unsubscribe:{user_id}"), user_id.as_str())
+    }
+
+    /// Unsubscribes the user a token names.
+    pub async fn unsubscribe(&self, token: &str) -> Result<()> {
+        let user_id = crate::secrets::verify_signed(&self.settings.jwt_secret, "unsubscribe:", token)
+            .ok_or_else(|| Error::Unauthorized("invalid unsubscribe link".into()))?;
+        let patch =
+            parlor_domain::ports::ProfilePatch { email_notifications: Some(false), ..Default::default() };
+        self.store.update_profile(&UserId::from(user_id), patch).await.map(|_| ())
+    }
+
     /// Notes that a session was used now (a WebSocket opened).
     pub async fn touch(&self, auth: &Authenticated) -> Result<()> {
         self.store.touch_session(&auth.session_id, Timestamp::now()).await

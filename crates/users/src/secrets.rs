@@ -63,9 +63,50 @@ pub fn normalise_phrase(typed: &str) -> Option<String> {
     bip39::Mnemonic::parse_normalized(&canonical).ok().map(|m| m.to_string())
 }
 
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// HMAC-SHA256 (which takes keys of any length, so the error case cannot happen).
+fn mac(key: &[u8], message: &str) -> Vec<u8> {
+    use hmac::Mac;
+    match <HmacSha256 as Mac>::new_from_slice(key) {
+        Ok(mut m) => {
+            m.update(message.as_bytes());
+            m.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `<payload>.<mac of purpose+payload>`, base64url: a value that only the key's holder makes.
+pub fn sign(key: &[u8], purpose_and_payload: &str, payload: &str) -> String {
+    let engine = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!("{}.{}", engine.encode(payload), engine.encode(mac(key, purpose_and_payload)))
+}
+
+/// The payload of a value made by `sign` for `purpose`, if the MAC holds (compared in constant
+/// time).
+pub fn verify_signed(key: &[u8], purpose: &str, token: &str) -> Option<String> {
+    use subtle::ConstantTimeEq;
+    let engine = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (payload, tag) = token.split_once('.')?;
+    let payload = String::from_utf8(engine.decode(payload).ok()?).ok()?;
+    let tag = engine.decode(tag).ok()?;
+    let expected = mac(key, &format!("{purpose}{payload}"));
+    (!expected.is_empty() && bool::from(expected.ct_eq(&tag))).then_some(payload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_values_verify_only_with_their_key_and_purpose() {
+        let t = sign(b"key-one", "unsubscribe:u1", "u1");
+        assert_eq!(verify_signed(b"key-one", "unsubscribe:", &t).as_deref(), Some("u1"));
+        assert_eq!(verify_signed(b"key-two", "unsubscribe:", &t), None);
+        assert_eq!(verify_signed(b"key-one", "other:", &t), None);
+        assert_eq!(verify_signed(b"key-one", "unsubscribe:", "garbage"), None);
+    }
 
     #[test]
     fn phrases_are_valid_mnemonics_and_normalise() {

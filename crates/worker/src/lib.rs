@@ -24,6 +24,8 @@ pub struct WorkerContext {
     pub reviewer: Arc<dyn Reviewer>,
     /// Most commands applied in one transaction.
     pub batch_max: usize,
+    /// Delay of the unread-message e-mail of a new message; `None`: no e-mails.
+    pub notify_after: Option<Duration>,
 }
 
 /// Runs one consumer per queue partition until `shutdown`, then drains what is queued.
@@ -86,6 +88,7 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
                     None => {
                         outcomes.push(None);
                         prepared.push(Prepared {
+                            notify_at: None,
                             command: d.item.command.clone(),
                             html: String::new(),
                             mentions: Vec::new(),
@@ -111,7 +114,8 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
         match review(ctx, &d.item.command, &d.item.request_id).await {
             Ok((html, mentions)) => {
                 outcomes.push(None);
-                prepared.push(Prepared { command: d.item.command.clone(), html, mentions, now });
+                let notify_at = ctx.notify_after.map(|d| now.plus_millis(d.as_millis() as i64));
+                prepared.push(Prepared { command: d.item.command.clone(), html, mentions, now, notify_at });
             }
             Err(e) => outcomes.push(Some(Outcome::Failed(e))),
         }

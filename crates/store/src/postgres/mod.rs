@@ -28,6 +28,7 @@ macro_rules! message_cols {
     };
 }
 
+mod jobs;
 mod messages;
 mod rooms;
 

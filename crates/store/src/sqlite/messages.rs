@@ -136,6 +136,28 @@ async fn apply_one(conn: &mut SqliteConnection, p: &Prepared) -> Result<Outcome>
             .execute(&mut *conn)
             .await
             .map_err(db_err)?;
+            if let Some(due) = p.notify_at {
+                // The outbox: e-mails for the other member of a direct room and for mentioned
+                // members who have an address and want e-mail, in the message's transaction.
+                sqlx::query(
+                    "INSERT INTO notification_jobs (recipient_id, room_id, message_id, seq, due_at, next_attempt_at, created_at) \
+                     SELECT m.user_id, m.room_id, ?, ?, ?, ?, ? FROM memberships m \
+                     JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
+                     WHERE m.room_id = ? AND m.user_id <> ? AND u.email IS NOT NULL AND u.email_notifications = 1 \
+                     AND (r.kind = 'direct' OR m.user_id IN (SELECT value FROM json_each(?)))",
+                )
+                .bind(id.as_str())
+                .bind(seq)
+                .bind(due.millis())
+                .bind(due.millis())
+                .bind(p.now.millis())
+                .bind(room_id.as_str())
+                .bind(author_id.as_str())
+                .bind(&mentions)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            }
             let message =
                 load(conn, room_id, &id).await?.ok_or_else(|| Error::internal("message vanished"))?;
             Ok(Outcome::Created { message, created: true })

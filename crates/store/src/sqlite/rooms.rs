@@ -97,7 +97,7 @@ impl RoomStore for SqliteStore {
         let row = sqlx::query(concat!(
             "SELECT ",
             room_cols!(),
-            ", m.role FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = ? \
+", m.role, m.last_read_seq AS member_read FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = ? \
              WHERE r.id = ?"
         ))
         .bind(user_id.as_str())
@@ -107,7 +107,11 @@ impl RoomStore for SqliteStore {
         .map_err(db_err)?;
         let Some(row) = row else { return Ok(None) };
         let role = row.try_get::<Option<String>, _>("role").map_err(db_err)?;
-        Ok(Some(RoomAccess { room: rows::room(&row)?, role: role.as_deref().map(rows::role).transpose()? }))
+        Ok(Some(RoomAccess {
+            room: rows::room(&row)?,
+            role: role.as_deref().map(rows::role).transpose()?,
+            last_read_seq: row.try_get("member_read").map_err(db_err)?,
+        }))
     }
 
     async fn user_rooms(&self, user_id: &UserId) -> Result<Vec<Room>> {

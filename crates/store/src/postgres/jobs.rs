@@ -1,0 +1,104 @@
+//! The notification outbox in PostgreSQL. Claims are row updates guarded by the lease column:
+//! under READ COMMITTED a second notifier's update re-checks the lease and takes nothing.
+
+use super::{PostgresStore, db_err};
+use crate::jobs::{ClaimedJob, assemble};
+use async_trait::async_trait;
+use parlor_domain::ports::{Digest, JobEnd, JobStore};
+use parlor_domain::{Result, Timestamp, UserId};
+use sqlx::Row;
+
+fn state(end: JobEnd) -> &'static str {
+    match end {
+        JobEnd::Sent => "sent",
+        JobEnd::Dropped => "dropped",
+        JobEnd::Failed => "failed",
+    }
+}
+
+#[async_trait]
+impl JobStore for PostgresStore {
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        horizon: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Digest>> {
+        let recipients = sqlx::query(
+            "SELECT DISTINCT recipient_id FROM notification_jobs j WHERE state = 'pending' \
+             AND next_attempt_at <= $1 AND NOT EXISTS (SELECT 1 FROM notification_jobs k \
+             WHERE k.recipient_id = j.recipient_id AND k.state = 'pending' AND k.locked_until >= $1) LIMIT $2",
+        )
+        .bind(now.millis())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut claims = Vec::with_capacity(recipients.len());
+        for row in recipients {
+            let recipient: String = row.try_get("recipient_id").map_err(db_err)?;
+            let jobs = sqlx::query(
+                "UPDATE notification_jobs SET locked_until = $1 WHERE recipient_id = $2 AND state = 'pending' \
+                 AND next_attempt_at <= $4 AND (locked_until IS NULL OR locked_until < $3) \
+                 RETURNING id, attempts, room_id, message_id",
+            )
+            .bind(lease_until.millis())
+            .bind(&recipient)
+            .bind(now.millis())
+            .bind(horizon.millis())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+            let jobs = jobs
+                .iter()
+                .map(|r| {
+                    Ok(ClaimedJob {
+                        id: r.try_get("id").map_err(db_err)?,
+                        attempts: r.try_get::<i32, _>("attempts").map(i64::from).map_err(db_err)?,
+                        room_id: r.try_get::<String, _>("room_id").map_err(db_err)?.into(),
+                        message_id: r.try_get::<String, _>("message_id").map_err(db_err)?.into(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if !jobs.is_empty() {
+                claims.push((UserId::from(recipient), jobs));
+            }
+        }
+        assemble(self, claims).await
+    }
+
+    async fn finish_jobs(&self, job_ids: &[i64], end: JobEnd) -> Result<()> {
+        sqlx::query("UPDATE notification_jobs SET state = $1, locked_until = NULL WHERE id = ANY($2)")
+            .bind(state(end))
+            .bind(job_ids)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn retry_jobs(&self, job_ids: &[i64], next_attempt_at: Timestamp) -> Result<i64> {
+        let rows = sqlx::query(
+            "UPDATE notification_jobs SET attempts = attempts + 1, next_attempt_at = $1, locked_until = NULL \
+             WHERE id = ANY($2) RETURNING attempts",
+        )
+        .bind(next_attempt_at.millis())
+        .bind(job_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| r.try_get::<i32, _>("attempts").map(i64::from).map_err(db_err))
+            .try_fold(0, |m, a| Ok(m.max(a?)))
+    }
+
+    async fn pending_jobs(&self) -> Result<i64> {
+        sqlx::query("SELECT COUNT(*) AS n FROM notification_jobs WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?
+            .try_get("n")
+            .map_err(db_err)
+    }
+}
