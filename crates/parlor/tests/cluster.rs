@@ -707,3 +707,62 @@ async fn gateway_worker_moderation_and_users_as_separate_processes_allow_and_rej
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn notifiers_side_by_side_mail_each_digest_exactly_once() {
+    let sink = common::SmtpSink::start();
+    let mut cluster = Cluster::start(1, 0, &redis_url(), false).await;
+    cluster.worker_extra = vec!["--notify-after".into(), "1s".into()];
+    cluster.add_worker();
+    for _ in 0..2 {
+        let mut args: Vec<String> = vec!["notifier".into(), "--jwt-secret".into(), SECRET.into()];
+        for pair in cluster.common.chunks(2) {
+            if ["--database-url", "--redis-url", "--key-prefix"].contains(&pair[0].as_str()) {
+                args.extend(pair.iter().cloned());
+            }
+        }
+        args.extend(["--smtp-url".into(), sink.url(), "--notify-lease".into(), "2s".into()]);
+        let (child, _) = spawn_parlor(&args, "notifier started");
+        cluster.services.push(Proc { child, addr: String::new() });
+    }
+    let alice = cluster.register(0, "alice").await;
+    let mut recipients = Vec::new();
+    for i in 0..6 {
+        let user = cluster.register(0, &format!("user{i}")).await;
+        let (status, _) = cluster
+            .call(
+                0,
+                Method::PATCH,
+                "/api/v1/users/me",
+                Some(&user.token),
+                Some(json!({"email": format!("user{i}@example.com")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        recipients.push(user);
+    }
+    for user in &recipients {
+        let (status, room) = cluster
+            .call(0, Method::POST, "/api/v1/dms", Some(&alice.token), Some(json!({"user_id": user.id})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{room}");
+        let room = room["id"].as_str().expect("room").to_owned();
+        let (status, _) = cluster
+            .call(
+                0,
+                Method::POST,
+                &format!("/api/v1/rooms/{room}/messages"),
+                Some(&alice.token),
+                Some(json!({"body": format!("note for {}", user.username)})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let mail = sink.wait_for(6).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mail = if sink.messages().len() > mail.len() { sink.messages() } else { mail };
+    assert_eq!(mail.len(), 6, "one e-mail per recipient, none twice");
+    for user in &recipients {
+        assert_eq!(mail.iter().filter(|m| m.contains(&format!("note for {}", user.username))).count(), 1);
+    }
+}

@@ -405,3 +405,100 @@ impl WsClient {
 pub fn code(c: CloseCode) -> u16 {
     u16::from(c)
 }
+
+/// An SMTP server on a port of its own, keeping each message as a file.
+pub struct SmtpSink {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl SmtpSink {
+    /// A sink that is not listening yet (for the outage test).
+    pub fn reserved() -> Self {
+        Self { port: free_port(), dir: tempfile::tempdir().expect("a directory"), child: None }
+    }
+
+    pub fn start() -> Self {
+        let mut sink = Self::reserved();
+        sink.up();
+        sink
+    }
+
+    pub fn up(&mut self) {
+        let maildir = self.dir.path().join("mail");
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{}", self.port),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                panic!("the SMTP sink exited: is aiosmtpd installed? (python3 -m pip install aiosmtpd)");
+            }
+            assert!(std::time::Instant::now() < deadline, "the SMTP sink did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far, raw.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let dir: PathBuf = self.dir.path().join("mail").join(sub);
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    out.push(std::fs::read_to_string(entry.path()).unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until `n` messages arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = self.messages();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "only {} of {n} e-mails arrived", got.len());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
