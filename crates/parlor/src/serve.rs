@@ -307,6 +307,7 @@ async fn stop_worker(worker: RunningWorker) {
 
 /// `parlor serve`.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    listen_addr(&args.http.listen)?;
     if args.notify.smtp_url.is_some() {
         tracing::warn!(
             "--smtp-url is set but unread-message e-mails are not implemented yet; nothing will be sent"
