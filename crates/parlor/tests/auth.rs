@@ -5,7 +5,7 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{TestApp, WAIT};
+use common::{TestApp, WAIT, retry_after_secs};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -37,26 +37,6 @@ fn assert_unauthorized(status: StatusCode, body: &Value, what: &str) {
 
 async fn register_body(app: &TestApp, body: Value) -> (StatusCode, Value) {
     app.call(Method::POST, "/api/v1/auth/register", None, Some(body)).await
-}
-
-async fn login(app: &TestApp, username: &str, password: &str) -> (StatusCode, Value) {
-    app.call(
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": username, "password": password})),
-    )
-    .await
-}
-
-/// Logs in and returns the new session's access and refresh tokens.
-async fn login_ok(app: &TestApp, username: &str, password: &str) -> (String, String) {
-    let (status, body) = login(app, username, password).await;
-    assert_eq!(status, StatusCode::OK, "login {username}: {body}");
-    (
-        body["access_token"].as_str().expect("an access token").to_owned(),
-        body["refresh_token"].as_str().expect("a refresh token").to_owned(),
-    )
 }
 
 async fn refresh(app: &TestApp, refresh_token: &str) -> (StatusCode, Value) {
@@ -170,6 +150,11 @@ async fn assert_ws_alive(ws: &mut common::WsClient, what: &str) {
             common::Got::Closed(code) => panic!("{what}: the socket closed with {code:?}"),
         }
     }
+}
+
+/// The usernames of a user search answer.
+fn usernames(body: &Value) -> Vec<&str> {
+    body["users"].as_array().expect("a users array").iter().filter_map(|u| u["username"].as_str()).collect()
 }
 
 /// Polls a user's presence until it has the wanted status; returns the presence.
@@ -365,7 +350,7 @@ async fn registering_with_a_body_over_64_kib_is_413_payload_too_large() {
     let status = resp.status();
     let answer: Value = resp.json().await.expect("a JSON error body");
     assert_error(status, &answer, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "70 KiB body");
-    let (status, answer) = login(&app, "erin", "12345678").await;
+    let (status, answer) = app.login("erin", "12345678").await;
     assert_unauthorized(status, &answer, "the oversized registration created nothing");
 }
 
@@ -435,7 +420,7 @@ async fn logging_in_with_the_right_password_answers_200_with_the_user_and_a_new_
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
 
-    let (status, body) = login(&app, "alice", &alice.password).await;
+    let (status, body) = app.login("alice", &alice.password).await;
 
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["user"]["id"], alice.id.as_str());
@@ -452,8 +437,8 @@ async fn logging_in_as_an_unknown_user_or_with_a_wrong_password_is_the_same_401(
     let app = TestApp::spawn().await;
     app.register("alice").await;
 
-    let (unknown_status, unknown) = login(&app, "nobody", "password-alice").await;
-    let (wrong_status, wrong) = login(&app, "alice", "not-the-password").await;
+    let (unknown_status, unknown) = app.login("nobody", "password-alice").await;
+    let (wrong_status, wrong) = app.login("alice", "not-the-password").await;
 
     assert_unauthorized(unknown_status, &unknown, "unknown user");
     assert_unauthorized(wrong_status, &wrong, "wrong password");
@@ -494,7 +479,7 @@ async fn refreshing_with_an_unknown_token_is_401() {
 async fn presenting_a_rotated_refresh_token_again_revokes_the_whole_session() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
-    let (other_access, other_refresh) = login_ok(&app, "alice", &alice.password).await;
+    let (other_access, other_refresh) = app.login_ok("alice", &alice.password).await;
     let (status, first) = refresh(&app, &alice.refresh).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     let (status, second) = refresh(&app, first["refresh_token"].as_str().expect("refresh token")).await;
@@ -540,7 +525,7 @@ async fn tokens_survive_a_restart_of_the_server() {
     assert_token_works(&app, &alice.token, "an access token after a restart").await;
     let (status, pair) = refresh(&app, &alice.refresh).await;
     assert_eq!(status, StatusCode::OK, "a refresh token after a restart: {pair}");
-    login_ok(&app, "alice", &alice.password).await;
+    app.login_ok("alice", &alice.password).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -551,7 +536,7 @@ async fn tokens_survive_a_restart_of_the_server() {
 async fn logging_out_ends_the_session_its_tokens_and_its_websockets() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
-    let (other_access, _) = login_ok(&app, "alice", &alice.password).await;
+    let (other_access, _) = app.login_ok("alice", &alice.password).await;
     let (status, pair) = refresh(&app, &alice.refresh).await;
     assert_eq!(status, StatusCode::OK, "{pair}");
     let (access, refresh_token) = (
@@ -763,7 +748,7 @@ async fn recover(app: &TestApp, username: &str, phrase: &str, new_password: &str
 async fn recovering_with_the_phrase_gives_a_new_phrase_and_tokens_and_ends_every_other_session() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
-    let (other_access, other_refresh) = login_ok(&app, "alice", &alice.password).await;
+    let (other_access, other_refresh) = app.login_ok("alice", &alice.password).await;
     let mut ws = app.ws(&other_access).await;
 
     let (status, body) = recover(&app, "alice", &alice.phrase, "a brand new password").await;
@@ -785,9 +770,9 @@ async fn recovering_with_the_phrase_gives_a_new_phrase_and_tokens_and_ends_every
 
     let (status, answer) = recover(&app, "alice", &alice.phrase, "yet another password").await;
     assert_unauthorized(status, &answer, "the old phrase");
-    let (status, answer) = login(&app, "alice", &alice.password).await;
+    let (status, answer) = app.login("alice", &alice.password).await;
     assert_unauthorized(status, &answer, "the old password");
-    login_ok(&app, "alice", "a brand new password").await;
+    app.login_ok("alice", "a brand new password").await;
     let (status, answer) = recover(&app, "alice", new_phrase, "a third password!").await;
     assert_eq!(status, StatusCode::OK, "the new phrase works: {answer}");
 }
@@ -813,7 +798,7 @@ async fn recovering_with_a_wrong_phrase_or_unknown_user_is_401_and_changes_nothi
         assert_unauthorized(status, &body, what);
     }
     assert_token_works(&app, &alice.token, "alice's session survives failed recoveries").await;
-    login_ok(&app, "alice", &alice.password).await;
+    app.login_ok("alice", &alice.password).await;
     let (status, body) = recover(&app, "alice", &alice.phrase, "a brand new password").await;
     assert_eq!(status, StatusCode::OK, "the right phrase still works: {body}");
 }
@@ -843,7 +828,7 @@ async fn change_password(app: &TestApp, token: &str, current: &str, new: &str) -
 async fn changing_the_password_ends_other_sessions_and_keeps_the_current_one() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
-    let (other_access, other_refresh) = login_ok(&app, "alice", &alice.password).await;
+    let (other_access, other_refresh) = app.login_ok("alice", &alice.password).await;
     let mut current_ws = app.ws(&alice.token).await;
     let mut other_ws = app.ws(&other_access).await;
 
@@ -857,23 +842,23 @@ async fn changing_the_password_ends_other_sessions_and_keeps_the_current_one() {
     assert_ws_alive(&mut current_ws, "the current session's socket").await;
     let (status, pair) = refresh(&app, &alice.refresh).await;
     assert_eq!(status, StatusCode::OK, "the current session refreshes: {pair}");
-    let (status, answer) = login(&app, "alice", &alice.password).await;
+    let (status, answer) = app.login("alice", &alice.password).await;
     assert_unauthorized(status, &answer, "the old password");
-    login_ok(&app, "alice", "new password 123").await;
+    app.login_ok("alice", "new password 123").await;
 }
 
 #[tokio::test]
 async fn changing_the_password_with_a_wrong_current_password_is_401_and_ends_nothing() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
-    let (other_access, _) = login_ok(&app, "alice", &alice.password).await;
+    let (other_access, _) = app.login_ok("alice", &alice.password).await;
 
     let (status, body) = change_password(&app, &alice.token, "not my password", "new password 123").await;
 
     assert_unauthorized(status, &body, "a wrong current password");
     assert_token_works(&app, &alice.token, "the current session").await;
     assert_token_works(&app, &other_access, "the other session").await;
-    login_ok(&app, "alice", &alice.password).await;
+    app.login_ok("alice", &alice.password).await;
 }
 
 #[tokio::test]
@@ -885,7 +870,7 @@ async fn changing_to_a_short_password_is_422_validation_failed() {
 
     assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "short new password");
     assert_eq!(body["error"]["field"], "new_password", "{body}");
-    login_ok(&app, "alice", &alice.password).await;
+    app.login_ok("alice", &alice.password).await;
 }
 
 #[tokio::test]
@@ -949,7 +934,7 @@ async fn the_sessions_list_shows_every_live_session_and_marks_only_the_callers_a
 async fn deleting_a_session_ends_it_and_only_it() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
-    let (other_access, other_refresh) = login_ok(&app, "alice", &alice.password).await;
+    let (other_access, other_refresh) = app.login_ok("alice", &alice.password).await;
     let mut other_ws = app.ws(&other_access).await;
     let other_id = session_of(&other_access);
 
@@ -1201,12 +1186,7 @@ async fn searching_users_by_prefix_answers_at_most_20_matches() {
     }
     let (status, body) = app.get("/api/v1/users?q=samu", &viewer.token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let found: Vec<&str> = body["users"]
-        .as_array()
-        .expect("a users array")
-        .iter()
-        .filter_map(|u| u["username"].as_str())
-        .collect();
+    let found = usernames(&body);
     assert_eq!(found, vec!["samuel"]);
     let (status, body) = app.get("/api/v1/users?q=zzz", &viewer.token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -1226,12 +1206,7 @@ async fn a_like_wildcard_in_the_search_prefix_matches_only_itself() {
     let (status, body) = app.get("/api/v1/users?q=a_", &viewer.token).await;
 
     assert_eq!(status, StatusCode::OK, "{body}");
-    let found: Vec<&str> = body["users"]
-        .as_array()
-        .expect("a users array")
-        .iter()
-        .filter_map(|u| u["username"].as_str())
-        .collect();
+    let found = usernames(&body);
     assert_eq!(found, vec!["a_b"]);
 }
 
@@ -1271,14 +1246,7 @@ async fn the_fourth_login_in_a_burst_of_three_is_429_with_retry_after() {
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "the first three are served");
     }
     let resp = limited.into_iter().next().expect("the limited answer");
-    let retry_after: u64 = resp
-        .headers()
-        .get("retry-after")
-        .expect("a Retry-After header")
-        .to_str()
-        .expect("ASCII")
-        .parse()
-        .expect("Retry-After in whole seconds");
+    let retry_after = retry_after_secs(&resp);
     assert!((1..=2).contains(&retry_after), "about a second: {retry_after}");
     let body: Value = resp.json().await.expect("a JSON error body");
     assert_eq!(code_of(&body), "rate_limited", "{body}");
@@ -1290,7 +1258,7 @@ async fn the_fourth_login_in_a_burst_of_three_is_429_with_retry_after() {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let (status, body) = login(&app, "nobody", "some password").await;
+        let (status, body) = app.login("nobody", "some password").await;
         if status != StatusCode::TOO_MANY_REQUESTS {
             assert_unauthorized(status, &body, "after the wait");
             break;
@@ -1327,7 +1295,7 @@ async fn register_login_refresh_and_recover_share_the_per_address_budget() {
 async fn the_auth_rate_limit_is_kept_per_client_address() {
     let app = TestApp::spawn_with(&[("--auth-rate", "1"), ("--auth-burst", "3")]).await;
     spend_auth_budget(&app, 3).await;
-    let (status, body) = login(&app, "nobody", "some password").await;
+    let (status, body) = app.login("nobody", "some password").await;
     assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited", "127.0.0.1 is limited");
     let other_address = reqwest::Client::builder()
         .local_address(std::net::IpAddr::from([127, 0, 0, 2]))

@@ -11,10 +11,7 @@ use std::time::Duration;
 #[tokio::test]
 async fn two_users_register_and_chat_over_websockets() {
     let app = TestApp::spawn().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "general", "public").await;
-    app.join(&bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
 
     let mut a = app.ws(&alice.token).await;
     let mut b = app.ws(&bob.token).await;

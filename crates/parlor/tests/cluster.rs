@@ -5,12 +5,11 @@
 
 mod common;
 
-use common::{TestUser, WsClient, spawn_parlor};
+use common::{TestUser, WsClient, free_port, spawn_parlor};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -554,10 +553,7 @@ struct PrivateRedis {
 
 impl PrivateRedis {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = free_port();
         let mut redis = Self { port, child: None };
         redis.up();
         redis
@@ -652,10 +648,7 @@ async fn serve_runs_every_role_in_one_process_over_postgres_and_redis() {
         ("--key-prefix", prefix.as_str()),
     ])
     .await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "general", "public").await;
-    app.join(&bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
     let mut b = app.ws(&bob.token).await;
     let sent = app.say(&alice, &room, "over **PostgreSQL** and Redis").await;
     let got = b.next_of_type("message.created").await;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestApp, spawn_parlor};
+use common::{TestApp, free_port, spawn_parlor};
 use parlor_proto::v1 as pb;
 use parlor_proto::v1::chat_client::ChatClient;
 use parlor_proto::v1::moderation_client::ModerationClient;
@@ -210,13 +210,6 @@ async fn users_runs_alone_and_checks_tokens_users_and_presence() {
         .await
         .expect_err("a logged-out token");
     assert_eq!(status.code(), Code::Unauthenticated);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[tokio::test]

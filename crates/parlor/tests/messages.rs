@@ -3,19 +3,9 @@
 
 mod common;
 
-use common::{TestApp, TestUser};
+use common::{TestApp, TestUser, assert_error, retry_after_secs};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// Asserts an error answer: its status and `error.code`; returns the `error` object.
-#[track_caller]
-fn assert_error(answer: (StatusCode, Value), status: StatusCode, code: &str) -> Value {
-    let (got, body) = answer;
-    assert_eq!(got, status, "status of {body}");
-    assert_eq!(body["error"]["code"], code, "code of {body}");
-    assert!(body["error"]["message"].is_string(), "a message in {body}");
-    body["error"].clone()
-}
 
 fn messages_path(room: &str) -> String {
     format!("/api/v1/rooms/{room}/messages")
@@ -56,19 +46,6 @@ fn seqs(messages: &[Value]) -> Vec<i64> {
     messages.iter().map(|m| m["seq"].as_i64().expect("seq")).collect()
 }
 
-/// The caller's view of one of their rooms (with `last_read_seq` and `unread_count`).
-async fn my_room(app: &TestApp, user: &TestUser, room: &str) -> Value {
-    let (status, body) = app.get("/api/v1/rooms", &user.token).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["rooms"]
-        .as_array()
-        .expect("rooms")
-        .iter()
-        .find(|r| r["id"] == room)
-        .cloned()
-        .unwrap_or_else(|| panic!("room {room} is in the list of {}", user.username))
-}
-
 async fn mark_read(app: &TestApp, user: &TestUser, room: &str, seq: i64) {
     let (status, body) =
         app.post(&format!("/api/v1/rooms/{room}/read"), &user.token, json!({ "seq": seq })).await;
@@ -85,20 +62,10 @@ fn bodies(messages: &[Value]) -> Vec<&str> {
     messages.iter().map(|m| m["body"].as_str().expect("body")).collect()
 }
 
-/// A direct room between two users.
-async fn dm(app: &TestApp, a: &TestUser, b: &TestUser) -> String {
-    let (status, room) = app.post("/api/v1/dms", &a.token, json!({ "user_id": b.id })).await;
-    assert_eq!(status, StatusCode::OK, "{room}");
-    room["id"].as_str().expect("room id").to_owned()
-}
-
 #[tokio::test]
 async fn sent_messages_answer_201_with_seqs_1_2_3_and_no_gap() {
     let app = TestApp::spawn().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "general", "public").await;
-    app.join(&bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
 
     let first = app.say(&alice, &room, "one").await;
     let second = app.say(&bob, &room, "two").await;
@@ -128,10 +95,7 @@ async fn sent_messages_answer_201_with_seqs_1_2_3_and_no_gap() {
 #[tokio::test]
 async fn a_repeated_nonce_answers_200_with_the_first_message_and_stores_nothing_new() {
     let app = TestApp::spawn().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "general", "public").await;
-    app.join(&bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
 
     let (status, first) = send(&app, &alice, &room, json!({"body": "hello", "nonce": "n-1"})).await;
     let (again_status, again) =
@@ -250,9 +214,7 @@ async fn history_pages_back_and_forth_with_has_more_in_each_direction() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
     let room = app.room(&alice, "general", "public").await;
-    for i in 1..=10 {
-        app.say(&alice, &room, &format!("message {i}")).await;
-    }
+    app.say_numbered(&alice, &room, "message", 1..=10).await;
 
     let (newest, newest_more) = page(&app, &alice, &room, "?limit=3").await;
     let (back, back_more) = page(&app, &alice, &room, "?before=8&limit=3").await;
@@ -279,9 +241,7 @@ async fn the_default_history_page_is_the_newest_50() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
     let room = app.room(&alice, "general", "public").await;
-    for i in 1..=55 {
-        app.say(&alice, &room, &format!("message {i}")).await;
-    }
+    app.say_numbered(&alice, &room, "message", 1..=55).await;
 
     let (newest, more) = page(&app, &alice, &room, "").await;
     let (max, max_more) = page(&app, &alice, &room, "?limit=200").await;
@@ -347,7 +307,7 @@ async fn someone_elses_direct_room_is_404_for_reading_and_posting() {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let carol = app.register("carol").await;
-    let room = dm(&app, &alice, &bob).await;
+    let room = app.dm(&alice, &bob).await;
     let (status, msg) = send(&app, &bob, &room, json!({"body": "psst"})).await;
     assert_eq!(status, StatusCode::CREATED, "{msg}");
 
@@ -387,10 +347,7 @@ async fn the_author_edits_a_message_and_gets_edited_at_and_the_new_html() {
 #[tokio::test]
 async fn editing_someone_elses_message_is_403_even_for_the_owner() {
     let app = TestApp::spawn().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "general", "public").await;
-    app.join(&bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
     let by_bob = app.say(&bob, &room, "bob's words").await;
     let by_alice = app.say(&alice, &room, "alice's words").await;
 
@@ -607,23 +564,18 @@ async fn a_blocked_phrase_is_422_rejected_with_reason_blocked_word_and_nothing_i
 #[tokio::test]
 async fn a_read_marker_moves_forward_only_clamps_to_last_seq_and_lowers_unread_count() {
     let app = TestApp::spawn().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "general", "public").await;
-    app.join(&bob, &room).await;
-    for i in 1..=3 {
-        app.say(&alice, &room, &format!("news {i}")).await;
-    }
-    let before = my_room(&app, &bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
+    app.say_numbered(&alice, &room, "news", 1..=3).await;
+    let before = app.my_room(&bob, &room).await;
 
     mark_read(&app, &bob, &room, 2).await;
-    let after_two = my_room(&app, &bob, &room).await;
+    let after_two = app.my_room(&bob, &room).await;
     mark_read(&app, &bob, &room, 1).await;
-    let after_back = my_room(&app, &bob, &room).await;
+    let after_back = app.my_room(&bob, &room).await;
     mark_read(&app, &bob, &room, 99).await;
-    let after_far = my_room(&app, &bob, &room).await;
+    let after_far = app.my_room(&bob, &room).await;
     app.say(&alice, &room, "news 4").await;
-    let after_new = my_room(&app, &bob, &room).await;
+    let after_new = app.my_room(&bob, &room).await;
 
     assert_eq!((before["last_read_seq"].clone(), before["unread_count"].clone()), (json!(0), json!(3)));
     assert_eq!((after_two["last_read_seq"].clone(), after_two["unread_count"].clone()), (json!(2), json!(1)));
@@ -633,22 +585,19 @@ async fn a_read_marker_moves_forward_only_clamps_to_last_seq_and_lowers_unread_c
     assert_eq!(after_far["unread_count"], 0);
     assert_eq!(after_new["last_read_seq"], 3);
     assert_eq!(after_new["unread_count"], 1);
-    assert_eq!(my_room(&app, &alice, &room).await["unread_count"], 0, "alice's own messages");
+    assert_eq!(app.my_room(&alice, &room).await["unread_count"], 0, "alice's own messages");
 }
 
 #[tokio::test]
 async fn unread_count_leaves_out_deleted_messages() {
     let app = TestApp::spawn().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "general", "public").await;
-    app.join(&bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
     let first = app.say(&alice, &room, "oops").await;
     app.say(&alice, &room, "right").await;
 
     assert_eq!(remove(&app, &alice, &room, &first).await.0, StatusCode::NO_CONTENT);
 
-    let seen = my_room(&app, &bob, &room).await;
+    let seen = app.my_room(&bob, &room).await;
     assert_eq!(seen["unread_count"], 1);
     assert_eq!(seen["last_seq"], 2);
 }
@@ -772,9 +721,7 @@ async fn sending_over_the_rate_limit_is_429_with_retry_after_and_stores_nothing(
     let app = TestApp::spawn_with(&[("--send-rate", "1"), ("--send-burst", "3")]).await;
     let alice = app.register("alice").await;
     let room = app.room(&alice, "general", "public").await;
-    for i in 1..=3 {
-        app.say(&alice, &room, &format!("burst {i}")).await;
-    }
+    app.say_numbered(&alice, &room, "burst", 1..=3).await;
 
     let resp = app
         .raw(
@@ -786,14 +733,7 @@ async fn sending_over_the_rate_limit_is_429_with_retry_after_and_stores_nothing(
         .await;
 
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = resp
-        .headers()
-        .get("retry-after")
-        .expect("a Retry-After header")
-        .to_str()
-        .expect("ASCII")
-        .parse()
-        .expect("whole seconds");
+    let retry_after = retry_after_secs(&resp);
     assert!(retry_after >= 1, "{retry_after}");
     let body: Value = resp.json().await.expect("a JSON error");
     assert_eq!(body["error"]["code"], "rate_limited");
@@ -844,9 +784,7 @@ async fn search_answers_at_most_50_messages() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
     let room = app.room(&alice, "general", "public").await;
-    for i in 1..=55 {
-        app.say(&alice, &room, &format!("papaya number {i}")).await;
-    }
+    app.say_numbered(&alice, &room, "papaya number", 1..=55).await;
 
     let found = search(&app, &alice, "q=papaya").await;
 

@@ -31,12 +31,6 @@ async fn with_email(app: &TestApp, user: &TestUser) {
     assert_eq!(status, StatusCode::OK, "{me}");
 }
 
-async fn dm(app: &TestApp, from: &TestUser, to: &TestUser) -> String {
-    let (status, room) = app.post("/api/v1/dms", &from.token, json!({"user_id": to.id})).await;
-    assert_eq!(status, StatusCode::OK, "{room}");
-    room["id"].as_str().expect("room id").to_owned()
-}
-
 /// Long enough for a job due after 1 s to have been handled (claimed every 500 ms).
 const SETTLE: Duration = Duration::from_millis(3000);
 
@@ -47,7 +41,7 @@ async fn an_offline_recipient_of_a_dm_gets_exactly_one_email_with_the_message_an
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     with_email(&app, &bob).await;
-    let room = dm(&app, &alice, &bob).await;
+    let room = app.dm(&alice, &bob).await;
     app.say(&alice, &room, "are we still on for lunch at noon").await;
 
     let mail = sink.wait_for(1).await;
@@ -97,17 +91,17 @@ async fn a_recipient_who_read_in_time_or_is_online_gets_no_email_and_a_deleted_m
         with_email(&app, u).await;
     }
     // Bob reads it before it is due.
-    let to_bob = dm(&app, &alice, &bob).await;
+    let to_bob = app.dm(&alice, &bob).await;
     let sent = app.say(&alice, &to_bob, "read me quickly").await;
     let (status, _) =
         app.post(&format!("/api/v1/rooms/{to_bob}/read"), &bob.token, json!({"seq": sent["seq"]})).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     // Carol is online.
     let _carol_online = app.ws(&carol.token).await;
-    let to_carol = dm(&app, &alice, &carol).await;
+    let to_carol = app.dm(&alice, &carol).await;
     app.say(&alice, &to_carol, "you are here anyway").await;
     // Dave's message is deleted.
-    let to_dave = dm(&app, &alice, &dave).await;
+    let to_dave = app.dm(&alice, &dave).await;
     let gone = app.say(&alice, &to_dave, "never mind").await;
     let (status, _) = app
         .call(
@@ -131,8 +125,8 @@ async fn three_dms_from_two_senders_become_one_digest_and_mentions_are_mailed_to
     let carol = app.register("carol").await;
     let bob = app.register("bob").await;
     with_email(&app, &bob).await;
-    let from_alice = dm(&app, &alice, &bob).await;
-    let from_carol = dm(&app, &carol, &bob).await;
+    let from_alice = app.dm(&alice, &bob).await;
+    let from_carol = app.dm(&carol, &bob).await;
     app.say(&alice, &from_alice, "first from alice").await;
     app.say(&carol, &from_carol, "only one from carol").await;
     app.say(&alice, &from_alice, "second from alice").await;
@@ -159,7 +153,7 @@ async fn an_smtp_outage_and_a_sigkill_mean_a_late_email_not_a_lost_or_doubled_on
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     with_email(&app, &bob).await;
-    let room = dm(&app, &alice, &bob).await;
+    let room = app.dm(&alice, &bob).await;
     app.say(&alice, &room, "this one must arrive").await;
     // The SMTP server is down when the e-mail falls due: the send fails and is retried.
     tokio::time::sleep(SETTLE).await;

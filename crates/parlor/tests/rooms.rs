@@ -2,19 +2,9 @@
 
 mod common;
 
-use common::{TestApp, TestUser};
+use common::{TestApp, TestUser, assert_error};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// Asserts an error answer: its status and `error.code`; returns the `error` object.
-#[track_caller]
-fn assert_error(answer: (StatusCode, Value), status: StatusCode, code: &str) -> Value {
-    let (got, body) = answer;
-    assert_eq!(got, status, "status of {body}");
-    assert_eq!(body["error"]["code"], code, "code of {body}");
-    assert!(body["error"]["message"].is_string(), "a message in {body}");
-    body["error"].clone()
-}
 
 async fn patch(app: &TestApp, path: &str, user: &TestUser, body: Value) -> (StatusCode, Value) {
     app.call(Method::PATCH, path, Some(&user.token), Some(body)).await
@@ -26,22 +16,6 @@ async fn delete(app: &TestApp, path: &str, user: &TestUser) -> (StatusCode, Valu
 
 async fn post_empty(app: &TestApp, path: &str, user: &TestUser) -> (StatusCode, Value) {
     app.call(Method::POST, path, Some(&user.token), None).await
-}
-
-/// The caller's rooms.
-async fn my_rooms(app: &TestApp, user: &TestUser) -> Vec<Value> {
-    let (status, body) = app.get("/api/v1/rooms", &user.token).await;
-    assert_eq!(status, StatusCode::OK, "list rooms: {body}");
-    body["rooms"].as_array().expect("rooms").clone()
-}
-
-/// One room of the caller's list.
-async fn my_room(app: &TestApp, user: &TestUser, room: &str) -> Value {
-    my_rooms(app, user)
-        .await
-        .into_iter()
-        .find(|r| r["id"] == room)
-        .unwrap_or_else(|| panic!("room {room} is in the list of {}", user.username))
 }
 
 /// The public directory for a query.
@@ -115,7 +89,7 @@ async fn creating_a_room_answers_201_with_the_creator_as_its_owner_and_only_memb
     assert!(room["created_at"].as_str().expect("created_at").ends_with('Z'));
     let id = room["id"].as_str().expect("id");
     assert_eq!(members(&app, &alice, id).await, pairs(&[("alice", "owner")]));
-    assert_eq!(ids(&my_rooms(&app, &alice).await), vec![id]);
+    assert_eq!(ids(&app.my_rooms(&alice).await), vec![id]);
 }
 
 #[tokio::test]
@@ -140,7 +114,7 @@ async fn an_unknown_visibility_value_is_a_400_invalid_request() {
         app.post("/api/v1/rooms", &alice.token, json!({"name": "general", "visibility": "secret"})).await;
 
     assert_error(answer, StatusCode::BAD_REQUEST, "invalid_request");
-    assert!(my_rooms(&app, &alice).await.is_empty(), "nothing was created");
+    assert!(app.my_rooms(&alice).await.is_empty(), "nothing was created");
 }
 
 #[tokio::test]
@@ -212,13 +186,11 @@ async fn my_room_list_holds_only_my_rooms_with_read_marker_and_unread_count_of_o
     let room = app.room(&alice, "general", "public").await;
     let other = app.room(&carol, "elsewhere", "public").await;
     app.join(&bob, &room).await;
-    for i in 0..3 {
-        app.say(&alice, &room, &format!("from alice {i}")).await;
-    }
+    app.say_numbered(&alice, &room, "from alice", 0..3).await;
     app.say(&bob, &room, "from bob").await;
 
-    let bobs = my_rooms(&app, &bob).await;
-    let alices = my_room(&app, &alice, &room).await;
+    let bobs = app.my_rooms(&bob).await;
+    let alices = app.my_room(&alice, &room).await;
 
     assert_eq!(ids(&bobs), vec![room.as_str()], "not {other}");
     let seen = &bobs[0];
@@ -376,7 +348,7 @@ async fn joining_a_public_room_answers_200_with_the_room_and_again_409() {
     assert_error(again, StatusCode::CONFLICT, "conflict");
     assert_error(by_owner, StatusCode::CONFLICT, "conflict");
     assert_eq!(members(&app, &bob, &room).await, pairs(&[("alice", "owner"), ("bob", "member")]));
-    assert_eq!(ids(&my_rooms(&app, &bob).await), vec![room.as_str()]);
+    assert_eq!(ids(&app.my_rooms(&bob).await), vec![room.as_str()]);
 }
 
 #[tokio::test]
@@ -391,21 +363,18 @@ async fn joining_a_private_or_unknown_room_is_404() {
 
     assert_error(private, StatusCode::NOT_FOUND, "not_found");
     assert_error(unknown, StatusCode::NOT_FOUND, "not_found");
-    assert!(my_rooms(&app, &bob).await.is_empty());
+    assert!(app.my_rooms(&bob).await.is_empty());
 }
 
 #[tokio::test]
 async fn leaving_a_room_answers_204_and_the_room_leaves_my_list() {
     let app = TestApp::spawn().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "general", "public").await;
-    app.join(&bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
 
     let (status, body) = post_empty(&app, &format!("/api/v1/rooms/{room}/leave"), &bob).await;
 
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    assert!(my_rooms(&app, &bob).await.is_empty());
+    assert!(app.my_rooms(&bob).await.is_empty());
     assert_eq!(members(&app, &alice, &room).await, pairs(&[("alice", "owner")]));
     let (_, shown) = app.get(&format!("/api/v1/rooms/{room}"), &alice.token).await;
     assert_eq!(shown["member_count"], 1);
@@ -459,7 +428,7 @@ async fn the_owner_adds_a_member_to_a_private_room_with_201_user_role_and_joined
     let (status, shown) = app.get(&format!("/api/v1/rooms/{room}"), &bob.token).await;
     assert_eq!(status, StatusCode::OK, "the private room is visible to its new member: {shown}");
     assert_eq!(shown["member_count"], 2);
-    assert_eq!(ids(&my_rooms(&app, &bob).await), vec![room.as_str()]);
+    assert_eq!(ids(&app.my_rooms(&bob).await), vec![room.as_str()]);
 }
 
 #[tokio::test]
@@ -554,7 +523,7 @@ async fn the_owner_and_an_admin_remove_members_with_204() {
     assert_eq!(by_owner.0, StatusCode::NO_CONTENT, "{}", by_owner.1);
     assert_eq!(by_admin.0, StatusCode::NO_CONTENT, "{}", by_admin.1);
     assert_eq!(members(&app, &alice, &room).await, pairs(&[("alice", "owner"), ("bob", "admin")]));
-    assert!(my_rooms(&app, &carol).await.is_empty());
+    assert!(app.my_rooms(&carol).await.is_empty());
     let (_, shown) = app.get(&format!("/api/v1/rooms/{room}"), &alice.token).await;
     assert_eq!(shown["member_count"], 2);
 }
@@ -597,7 +566,7 @@ async fn a_member_may_remove_themself() {
     let (status, body) = delete(&app, &format!("/api/v1/rooms/{room}/members/{}", bob.id), &bob).await;
 
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    assert!(my_rooms(&app, &bob).await.is_empty());
+    assert!(app.my_rooms(&bob).await.is_empty());
     let hidden = app.get(&format!("/api/v1/rooms/{room}"), &bob.token).await;
     assert_error(hidden, StatusCode::NOT_FOUND, "not_found");
 }
@@ -626,7 +595,7 @@ async fn a_direct_room_is_the_same_room_every_time_and_both_users_see_it() {
     assert_eq!(first["member_count"], 2);
     assert_eq!(first["last_seq"], 0);
     for user in [&alice, &bob] {
-        let rooms = my_rooms(&app, user).await;
+        let rooms = app.my_rooms(user).await;
         assert_eq!(ids(&rooms), vec![id], "{} sees the direct room once", user.username);
         assert_eq!(rooms[0]["kind"], "direct");
         assert_eq!(rooms[0]["unread_count"], 0);
@@ -650,7 +619,7 @@ async fn a_direct_room_is_invisible_to_a_third_user() {
     assert_error(show, StatusCode::NOT_FOUND, "not_found");
     assert_error(join, StatusCode::NOT_FOUND, "not_found");
     assert_error(list, StatusCode::NOT_FOUND, "not_found");
-    assert!(my_rooms(&app, &carol).await.is_empty());
+    assert!(app.my_rooms(&carol).await.is_empty());
 }
 
 #[tokio::test]
@@ -666,7 +635,7 @@ async fn a_direct_room_with_oneself_is_422_and_with_an_unknown_user_404() {
     assert_eq!(error["field"], "user_id");
     assert_error(unknown, StatusCode::NOT_FOUND, "not_found");
     assert_error(missing, StatusCode::BAD_REQUEST, "invalid_request");
-    assert!(my_rooms(&app, &alice).await.is_empty());
+    assert!(app.my_rooms(&alice).await.is_empty());
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Got, TestApp, TestUser, WAIT, WsClient};
+use common::{Got, TestApp, WAIT, WsClient};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -69,6 +69,13 @@ async fn answer_to(ws: &mut WsClient, nonce: &str) -> Value {
     }
 }
 
+/// Asserts a frame is an `error` with this code.
+#[track_caller]
+fn assert_error_frame(frame: &Value, code: &str) {
+    assert_eq!(frame["type"], "error", "{frame}");
+    assert_eq!(frame["code"], code, "{frame}");
+}
+
 /// The next `error` frame, skipping others.
 async fn next_error(ws: &mut WsClient) -> Value {
     ws.next_of_type("error").await
@@ -89,26 +96,6 @@ async fn assert_alive(ws: &mut WsClient) {
     ws.send(json!({"type": "ping"})).await;
     let pong = ws.next_of_type("pong").await;
     assert_eq!(pong, json!({"type": "pong"}));
-}
-
-/// The room's history as `user` sees it (up to 200 messages).
-async fn history(app: &TestApp, user: &TestUser, room: &str) -> Vec<Value> {
-    let (status, page) = app.get(&format!("/api/v1/rooms/{room}/messages?limit=200"), &user.token).await;
-    assert_eq!(status, StatusCode::OK, "history: {page}");
-    page["messages"].as_array().expect("messages").clone()
-}
-
-/// `user`'s own view of `room` from `GET /rooms`.
-async fn my_room(app: &TestApp, user: &TestUser, room: &str) -> Value {
-    let (status, rooms) = app.get("/api/v1/rooms", &user.token).await;
-    assert_eq!(status, StatusCode::OK, "rooms: {rooms}");
-    rooms["rooms"]
-        .as_array()
-        .expect("rooms")
-        .iter()
-        .find(|r| r["id"] == room)
-        .expect("the room is listed")
-        .clone()
 }
 
 /// The next `message.created` seqs of a room, `n` of them, skipping other frames.
@@ -150,9 +137,7 @@ async fn an_auth_first_frame_gets_ready_with_the_session_the_user_the_rooms_and_
     let bob = app.register("bob").await;
     let room = app.room(&bob, "general", "public").await;
     app.join(&alice, &room).await;
-    for i in 1..=3 {
-        app.say(&bob, &room, &format!("bob says {i}")).await;
-    }
+    app.say_numbered(&bob, &room, "bob says", 1..=3).await;
     let (status, _) = app.post(&format!("/api/v1/rooms/{room}/read"), &alice.token, json!({"seq": 1})).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     app.say(&alice, &room, "alice says hi").await;
@@ -239,7 +224,7 @@ async fn a_first_frame_of_another_type_gets_unauthorized_then_close_4001() {
     ws.send_text("not even json".to_owned()).await;
     expect_unauthorized_close(&mut ws).await;
 
-    assert!(history(&app, &alice, &room).await.is_empty(), "nothing was stored");
+    assert!(app.history(&alice, &room).await.is_empty(), "nothing was stored");
 }
 
 #[tokio::test]
@@ -274,10 +259,7 @@ async fn an_auth_frame_with_a_token_of_an_ended_session_gets_close_4001() {
 #[tokio::test]
 async fn a_send_is_acked_with_its_nonce_and_reaches_every_connection_of_every_member() {
     let app = TestApp::spawn().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "general", "public").await;
-    app.join(&bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
 
     let mut a1 = app.ws(&alice.token).await;
     let mut a2 = app.ws(&alice.token).await;
@@ -312,7 +294,7 @@ async fn a_send_is_acked_with_its_nonce_and_reaches_every_connection_of_every_me
         assert_eq!(created["message"]["html"], "<p>hello <em>everyone</em></p>\n");
     }
 
-    let stored = history(&app, &bob, &room).await;
+    let stored = app.history(&bob, &room).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0]["id"], id.as_str(), "the acked message is in the history");
 }
@@ -327,15 +309,14 @@ async fn a_send_from_a_non_member_of_a_public_room_is_forbidden_with_its_nonce_a
 
     ws.send(send_frame(&room, "let me in", "m-1")).await;
     let err = answer_to(&mut ws, "m-1").await;
-    assert_eq!(err["type"], "error", "{err}");
-    assert_eq!(err["code"], "forbidden", "{err}");
+    assert_error_frame(&err, "forbidden");
     assert!(err["message"].is_string());
 
     ws.send(json!({"type": "typing", "room_id": room})).await;
     assert_eq!(next_error(&mut ws).await["code"], "forbidden");
 
     assert_alive(&mut ws).await;
-    assert!(history(&app, &alice, &room).await.is_empty(), "nothing was stored");
+    assert!(app.history(&alice, &room).await.is_empty(), "nothing was stored");
 }
 
 #[tokio::test]
@@ -348,15 +329,14 @@ async fn a_send_from_a_non_member_of_a_private_room_is_not_found_with_its_nonce_
 
     ws.send(send_frame(&room, "let me in", "m-1")).await;
     let err = answer_to(&mut ws, "m-1").await;
-    assert_eq!(err["type"], "error", "{err}");
-    assert_eq!(err["code"], "not_found", "{err}");
+    assert_error_frame(&err, "not_found");
 
     ws.send(send_frame("no-such-room", "anyone?", "m-2")).await;
     let err = answer_to(&mut ws, "m-2").await;
     assert_eq!(err["code"], "not_found", "{err}");
 
     assert_alive(&mut ws).await;
-    assert!(history(&app, &alice, &room).await.is_empty(), "nothing was stored");
+    assert!(app.history(&alice, &room).await.is_empty(), "nothing was stored");
 }
 
 #[tokio::test]
@@ -384,7 +364,7 @@ async fn the_same_nonce_sent_twice_stores_one_message_and_both_acks_carry_its_id
     assert_eq!(b["type"], "ack", "{b}");
     assert_eq!(a["message"]["id"], b["message"]["id"]);
 
-    let stored = history(&app, &alice, &room).await;
+    let stored = app.history(&alice, &room).await;
     let seqs: Vec<&Value> = stored.iter().map(|m| &m["seq"]).collect();
     assert_eq!(seqs, vec![&json!(1), &json!(2)], "two nonces, two messages: {stored:?}");
 }
@@ -421,7 +401,7 @@ async fn malformed_frames_get_invalid_request_and_the_connection_stays_open() {
     assert_eq!(next_error(&mut ws).await["code"], "invalid_request", "a binary frame");
 
     assert_alive(&mut ws).await;
-    assert!(history(&app, &alice, &room).await.is_empty(), "nothing was stored");
+    assert!(app.history(&alice, &room).await.is_empty(), "nothing was stored");
 
     // And it still sends.
     ws.send(send_frame(&room, "still here", "n-ok")).await;
@@ -469,8 +449,7 @@ async fn a_body_over_4000_characters_gets_validation_failed_and_nothing_is_store
 
     ws.send(send_frame(&room, &"é".repeat(4001), "too-long")).await;
     let err = answer_to(&mut ws, "too-long").await;
-    assert_eq!(err["type"], "error", "{err}");
-    assert_eq!(err["code"], "validation_failed", "{err}");
+    assert_error_frame(&err, "validation_failed");
     if let Some(field) = err.get("field") {
         assert_eq!(field, "body", "{err}");
     }
@@ -480,7 +459,7 @@ async fn a_body_over_4000_characters_gets_validation_failed_and_nothing_is_store
     assert_eq!(err["code"], "validation_failed", "a blank body: {err}");
 
     assert_alive(&mut ws).await;
-    assert!(history(&app, &alice, &room).await.is_empty(), "nothing was stored");
+    assert!(app.history(&alice, &room).await.is_empty(), "nothing was stored");
 
     // Exactly 4000 characters is fine.
     ws.send(send_frame(&room, &"é".repeat(4000), "just-right")).await;
@@ -491,21 +470,17 @@ async fn a_body_over_4000_characters_gets_validation_failed_and_nothing_is_store
 #[tokio::test]
 async fn a_blocked_phrase_is_rejected_with_reason_blocked_word_and_nothing_is_stored() {
     let app = TestApp::spawn().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "general", "public").await;
-    app.join(&bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
     let mut a = app.ws(&alice.token).await;
     let mut b = app.ws(&bob.token).await;
 
     a.send(send_frame(&room, "Cheap! Buy   FOLLOWERS today", "spam-1")).await;
     let err = answer_to(&mut a, "spam-1").await;
-    assert_eq!(err["type"], "error", "{err}");
-    assert_eq!(err["code"], "rejected", "{err}");
+    assert_error_frame(&err, "rejected");
     assert_eq!(err["reason"], "blocked_word", "{err}");
 
     b.assert_no("message.created", QUIET).await;
-    assert!(history(&app, &alice, &room).await.is_empty(), "nothing was stored");
+    assert!(app.history(&alice, &room).await.is_empty(), "nothing was stored");
     assert_alive(&mut a).await;
 }
 
@@ -543,7 +518,7 @@ async fn sends_over_the_rate_limit_get_rate_limited_with_retry_after_ms_and_are_
     assert_eq!(answers["n4"]["code"], "rate_limited", "the burst is 2: {:?}", answers["n4"]);
     assert!(acked.len() <= 3, "at most the burst plus one refill went through: {acked:?}");
 
-    let stored = history(&app, &alice, &room).await;
+    let stored = app.history(&alice, &room).await;
     let ids: Vec<Value> = stored.iter().map(|m| m["id"].clone()).collect();
     assert_eq!(ids, acked, "exactly the acked messages are stored");
 }
@@ -571,7 +546,7 @@ async fn typing_reaches_the_other_members_but_not_the_sender() {
         assert_eq!(typing, json!({"type": "typing", "room_id": room, "user_id": alice.id}));
     }
     a.assert_no("typing", QUIET).await;
-    assert!(history(&app, &alice, &room).await.is_empty(), "typing is not stored");
+    assert!(app.history(&alice, &room).await.is_empty(), "typing is not stored");
 }
 
 #[tokio::test]
@@ -581,9 +556,7 @@ async fn a_read_frame_moves_the_marker_and_only_the_users_other_connections_hear
     let bob = app.register("bob").await;
     let room = app.room(&bob, "general", "public").await;
     app.join(&alice, &room).await;
-    for i in 1..=3 {
-        app.say(&bob, &room, &format!("news {i}")).await;
-    }
+    app.say_numbered(&bob, &room, "news", 1..=3).await;
     let mut a1 = app.ws(&alice.token).await;
     let mut a2 = app.ws(&alice.token).await;
     let mut b = app.ws(&bob.token).await;
@@ -594,14 +567,14 @@ async fn a_read_frame_moves_the_marker_and_only_the_users_other_connections_hear
     a1.assert_no("read", QUIET).await;
     b.assert_no("read", Duration::from_millis(50)).await;
 
-    let mine = my_room(&app, &alice, &room).await;
+    let mine = app.my_room(&alice, &room).await;
     assert_eq!(mine["last_read_seq"], 2, "{mine}");
     assert_eq!(mine["unread_count"], 1, "{mine}");
 
     // The marker never moves back.
     a1.send(json!({"type": "read", "room_id": room, "seq": 1})).await;
     assert_alive(&mut a1).await;
-    assert_eq!(my_room(&app, &alice, &room).await["last_read_seq"], 2);
+    assert_eq!(app.my_room(&alice, &room).await["last_read_seq"], 2);
 
     // A read over REST reaches every connection of the user.
     let (status, _) = app.post(&format!("/api/v1/rooms/{room}/read"), &alice.token, json!({"seq": 3})).await;
@@ -618,7 +591,7 @@ async fn a_read_frame_moves_the_marker_and_only_the_users_other_connections_hear
             }
         }
     }
-    assert_eq!(my_room(&app, &alice, &room).await["unread_count"], 0);
+    assert_eq!(app.my_room(&alice, &room).await["unread_count"], 0);
 }
 
 #[tokio::test]
@@ -654,10 +627,7 @@ async fn sync_sends_the_missed_messages_in_order_then_synced() {
 #[tokio::test]
 async fn sync_past_500_messages_sends_500_then_sync_truncated_then_synced() {
     let app = TestApp::spawn().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "busy", "public").await;
-    app.join(&bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("busy").await;
 
     let mut a = app.ws(&alice.token).await;
     const TOTAL: usize = 510;
@@ -801,16 +771,7 @@ async fn a_client_that_does_not_answer_pings_is_closed_with_4002_after_twice_the
 async fn logout_closes_that_sessions_socket_with_4001_and_another_session_stays_open() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
-    let (status, login) = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "alice", "password": alice.password})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{login}");
-    let other_token = login["access_token"].as_str().expect("access token").to_owned();
+    let (other_token, _) = app.login_ok("alice", &alice.password).await;
 
     let mut first = app.ws(&alice.token).await;
     let mut first_again = app.ws(&alice.token).await;
@@ -830,16 +791,7 @@ async fn logout_closes_that_sessions_socket_with_4001_and_another_session_stays_
 async fn ending_a_session_from_another_closes_its_socket_with_4001() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
-    let (status, login) = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "alice", "password": alice.password})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{login}");
-    let other_token = login["access_token"].as_str().expect("access token").to_owned();
+    let (other_token, _) = app.login_ok("alice", &alice.password).await;
     let mut victim = app.ws(&alice.token).await;
     let mut keeper = app.ws(&other_token).await;
     let session = victim.ready["session_id"].as_str().expect("session id").to_owned();
@@ -1010,10 +962,7 @@ async fn joins_leaves_and_room_changes_reach_the_connected_members() {
 #[tokio::test]
 async fn edits_and_deletes_over_rest_reach_the_connected_members() {
     let app = TestApp::spawn().await;
-    let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
-    let room = app.room(&alice, "general", "public").await;
-    app.join(&bob, &room).await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
     let mut b = app.ws(&bob.token).await;
 
     let message = app.say(&alice, &room, "first draft").await;
@@ -1098,7 +1047,7 @@ async fn messages_from_two_senders_arrive_on_every_connection_in_seq_order_witho
     for ws in [&mut a, &mut b, &mut c] {
         assert_eq!(created_seqs(ws, &room, 2 * EACH).await, expected);
     }
-    let stored = history(&app, &carol, &room).await;
+    let stored = app.history(&carol, &room).await;
     assert_eq!(stored.len(), 2 * EACH);
     let alice_bodies: Vec<&str> = stored
         .iter()

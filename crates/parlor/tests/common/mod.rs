@@ -272,6 +272,82 @@ impl TestApp {
         msg
     }
 
+    /// Logs in with a username and password; returns the raw answer.
+    pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
+    }
+
+    /// Logs in (a new session) and returns its access and refresh tokens.
+    pub async fn login_ok(&self, username: &str, password: &str) -> (String, String) {
+        let (status, body) = self.login(username, password).await;
+        assert_eq!(status, StatusCode::OK, "login {username}: {body}");
+        (
+            body["access_token"].as_str().expect("an access token").to_owned(),
+            body["refresh_token"].as_str().expect("a refresh token").to_owned(),
+        )
+    }
+
+    /// The direct room between `from` and `to` (created on first use); returns its id.
+    pub async fn dm(&self, from: &TestUser, to: &TestUser) -> String {
+        let (status, room) = self.post("/api/v1/dms", &from.token, json!({"user_id": to.id})).await;
+        assert_eq!(status, StatusCode::OK, "{room}");
+        room["id"].as_str().expect("room id").to_owned()
+    }
+
+    /// The caller's rooms from `GET /rooms` (with `last_read_seq` and `unread_count`).
+    pub async fn my_rooms(&self, user: &TestUser) -> Vec<Value> {
+        let (status, body) = self.get("/api/v1/rooms", &user.token).await;
+        assert_eq!(status, StatusCode::OK, "list rooms: {body}");
+        body["rooms"].as_array().expect("rooms").clone()
+    }
+
+    /// One room of the caller's list; fails when it is not listed.
+    pub async fn my_room(&self, user: &TestUser, room: &str) -> Value {
+        self.my_rooms(user)
+            .await
+            .into_iter()
+            .find(|r| r["id"] == room)
+            .unwrap_or_else(|| panic!("room {room} is in the list of {}", user.username))
+    }
+
+    /// The room's history as `user` sees it (up to 200 messages).
+    pub async fn history(&self, user: &TestUser, room: &str) -> Vec<Value> {
+        let (status, page) = self.get(&format!("/api/v1/rooms/{room}/messages?limit=200"), &user.token).await;
+        assert_eq!(status, StatusCode::OK, "history: {page}");
+        page["messages"].as_array().expect("messages").clone()
+    }
+
+    /// Registers `alice` and `bob`; `alice` creates the public room `name` and `bob` joins it.
+    /// Returns both users and the room's id.
+    pub async fn alice_and_bob_in(&self, name: &str) -> (TestUser, TestUser, String) {
+        let alice = self.register("alice").await;
+        let bob = self.register("bob").await;
+        let room = self.room(&alice, name, "public").await;
+        self.join(&bob, &room).await;
+        (alice, bob, room)
+    }
+
+    /// Posts `"{prefix} {i}"` for each `i` over REST, one after another; returns the messages.
+    pub async fn say_numbered(
+        &self,
+        user: &TestUser,
+        room: &str,
+        prefix: &str,
+        numbers: impl IntoIterator<Item = usize>,
+    ) -> Vec<Value> {
+        let mut sent = Vec::new();
+        for i in numbers {
+            sent.push(self.say(user, room, &format!("{prefix} {i}")).await);
+        }
+        sent
+    }
+
     /// A WebSocket authenticated by header; waits for `ready`.
     pub async fn ws(&self, token: &str) -> WsClient {
         Self::ws_at(&self.addr, token).await
@@ -399,6 +475,29 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+}
+
+/// Asserts an error answer: its status, its `error.code` and that it has a human message;
+/// returns the `error` object.
+#[track_caller]
+pub fn assert_error(answer: (StatusCode, Value), status: StatusCode, code: &str) -> Value {
+    let (got, body) = answer;
+    assert_eq!(got, status, "status of {body}");
+    assert_eq!(body["error"]["code"], code, "code of {body}");
+    assert!(body["error"]["message"].is_string(), "a message in {body}");
+    body["error"].clone()
+}
+
+/// The `Retry-After` header of an answer, in whole seconds.
+#[track_caller]
+pub fn retry_after_secs(resp: &reqwest::Response) -> u64 {
+    resp.headers()
+        .get("retry-after")
+        .expect("a Retry-After header")
+        .to_str()
+        .expect("ASCII")
+        .parse()
+        .expect("Retry-After in whole seconds")
 }
 
 /// The numeric code of a close code.
