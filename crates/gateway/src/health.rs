@@ -40,16 +40,14 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = format!(
-        "# HELP parlor_connections_open WebSocket connections open on this gateway.\n\
-         # TYPE parlor_connections_open gauge\n\
-         parlor_connections_open {}\n\
-         # HELP parlor_sends_pending Sends waiting for the worker's outcome.\n\
-         # TYPE parlor_sends_pending gauge\n\
-         parlor_sends_pending {}\n",
-        state.hub.connection_count(),
-        state.pending.len(),
-    );
+    metrics::gauge!("parlor_sends_pending").set(state.pending.len() as f64);
+    let body = match &state.metrics {
+        Some(handle) => handle.render(),
+        None => format!(
+            "# TYPE parlor_connections_open gauge\nparlor_connections_open {}\n",
+            state.hub.connection_count()
+        ),
+    };
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

@@ -67,6 +67,7 @@ impl Conn {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if self.close(close::TRY_AGAIN_LATER) {
+                    metrics::counter!("parlor_slow_consumers_total").increment(1);
                     tracing::info!(conn = self.id, user_id = %self.user_id, "slow consumer closed");
                 }
                 false
@@ -249,6 +250,7 @@ impl Hub {
             }
         }
         self.apply(subscribe, Vec::new()).await;
+        metrics::gauge!("parlor_connections_open").increment(1.0);
         (conn, rx)
     }
 
@@ -274,6 +276,7 @@ impl Hub {
             if ix.conns.remove(&conn.id).is_none() {
                 return;
             }
+            metrics::gauge!("parlor_connections_open").decrement(1.0);
             let rooms = ix.rooms_of.get(&conn.id).cloned().unwrap_or_default();
             for room in rooms {
                 if ix.exit(conn.id, &room) {
@@ -322,11 +325,14 @@ impl Hub {
             BusEvent::Message { room_id, frame, .. } => {
                 let frame = bytes_to_frame(frame.0.clone());
                 let ix = self.index.lock();
+                let mut delivered = 0u64;
                 for id in ix.by_room.get(room_id).into_iter().flatten() {
                     if let Some(conn) = ix.conns.get(id) {
-                        conn.send(frame.clone());
+                        delivered += u64::from(conn.send(frame.clone()));
                     }
                 }
+                metrics::histogram!("parlor_fanout_size").record(delivered as f64);
+                metrics::counter!("parlor_frames_out_total").increment(delivered);
             }
             BusEvent::RoomEvent { room_id, except_user, frame } => {
                 let frame = bytes_to_frame(frame.0.clone());

@@ -53,6 +53,8 @@ pub struct GatewayDeps {
     pub accounts: Arc<Accounts>,
     /// Checks access tokens (the accounts above, or a `Users` client).
     pub authenticator: Arc<dyn Authenticator>,
+    /// The process's metrics, for `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// Builds a gateway: subscribes it to the bus and starts its dispatcher and housekeeping tasks,
@@ -81,6 +83,7 @@ pub async fn build(
         gateway_id,
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
+        metrics: deps.metrics,
     }));
     let dispatcher = state.clone();
     tokio::spawn(async move {

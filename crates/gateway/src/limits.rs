@@ -42,11 +42,13 @@ impl Limits {
     /// Takes one send from the user's bucket.
     pub fn send(&self, user: &UserId) -> Result<(), Error> {
         check(&self.sends, user)
+            .inspect_err(|_| metrics::counter!("parlor_rate_limited_total", "kind" => "send").increment(1))
     }
 
     /// Takes one session call from the address's bucket.
     pub fn auth(&self, ip: IpAddr) -> Result<(), Error> {
         check(&self.auth, &ip)
+            .inspect_err(|_| metrics::counter!("parlor_rate_limited_total", "kind" => "auth").increment(1))
     }
 
     /// Forgets buckets that are full again, so idle keys take no memory.

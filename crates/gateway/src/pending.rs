@@ -32,7 +32,9 @@ impl Pending {
     }
 
     fn remove(&self, request_id: &str) -> Option<Waiter> {
-        self.waiting.lock().remove(request_id).map(|(_, w)| w)
+        let (since, waiter) = self.waiting.lock().remove(request_id)?;
+        metrics::histogram!("parlor_send_ack_seconds").record(since.elapsed().as_secs_f64());
+        Some(waiter)
     }
 
     /// Hands an outcome to its waiter, if it still waits.
@@ -90,6 +92,13 @@ impl Pending {
 
 /// Queues a command for the worker; its outcome will go to `waiter`.
 pub async fn submit(state: &AppState, command: Command, waiter: Waiter) -> Result<()> {
+    let kind = match (&command, &waiter) {
+        (Command::Create { .. }, Waiter::Ws { .. }) => "send_ws",
+        (Command::Create { .. }, Waiter::Http(_)) => "send_rest",
+        (Command::Edit { .. }, _) => "edit",
+        (Command::Delete { .. }, _) => "delete",
+    };
+    metrics::counter!("parlor_messages_in_total", "kind" => kind).increment(1);
     let request_id = uuid::Uuid::now_v7().to_string();
     state.pending.insert(request_id.clone(), waiter);
     let item = Inbound { request_id: request_id.clone(), origin: state.gateway_id.clone(), command };

@@ -87,4 +87,6 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// The WebSocket session tasks, waited for on shutdown.
     pub tasks: TaskTracker,
+    /// Renders the process's metrics for `/metrics` (none when no recorder is installed).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }

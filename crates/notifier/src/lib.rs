@@ -117,10 +117,12 @@ async fn handle(ctx: &NotifierContext, digest: Digest) -> Result<bool> {
     match ctx.mailer.send(&mail).await {
         Ok(()) => {
             ctx.store.finish_jobs(&ids, JobEnd::Sent).await?;
+            metrics::counter!("parlor_emails_sent_total").increment(1);
             tracing::info!(user_id = %recipient.user.id, messages = ids.len(), "unread-message e-mail sent");
             Ok(true)
         }
         Err(e) => {
+            metrics::counter!("parlor_emails_failed_total").increment(1);
             let tried = keep.iter().map(|i| i.attempts).max().unwrap_or(0) + 1;
             if tried >= ctx.settings.max_attempts {
                 ctx.store.finish_jobs(&ids, JobEnd::Failed).await?;

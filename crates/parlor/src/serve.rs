@@ -164,6 +164,7 @@ async fn start_gateway(
             presence: broker.presence(&gateway_id),
             accounts,
             authenticator,
+            metrics: metrics_handle(),
         },
         GatewaySettings {
             send_rate: http.send_rate,
@@ -208,6 +209,38 @@ async fn spawn_grpc(
 fn chat_service(rpc: &RpcArgs, state: &AppState) -> Option<ChatServer<parlor_gateway::grpc::ChatService>> {
     let token = rpc.service_token.as_ref()?;
     Some(ChatServer::new(parlor_gateway::grpc::ChatService::new(state.clone(), token.0.clone())))
+}
+
+/// The Prometheus recorder's handle. The `metrics` facade is process-wide by design, so its
+/// recorder is installed once, on first use, and every role of the process reports into it.
+fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+            let seconds =
+                [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+            let sizes = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0];
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+                .ok()?
+                .set_buckets_for_metric(Matcher::Suffix("_size".into()), &sizes)
+                .ok()?
+                .install_recorder()
+                .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+                .ok()?;
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+            Some(handle)
+        })
+        .clone()
 }
 
 fn uuid_v7() -> String {

@@ -120,7 +120,10 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
             Err(e) => outcomes.push(Some(Outcome::Failed(e))),
         }
     }
+    metrics::histogram!("parlor_batch_size").record(batch.len() as f64);
+    let started = std::time::Instant::now();
     let applied = if prepared.is_empty() { Ok(Vec::new()) } else { ctx.store.apply(&prepared).await };
+    metrics::histogram!("parlor_store_apply_seconds").record(started.elapsed().as_secs_f64());
     let committed = applied.is_ok();
     match applied {
         Ok(results) => {
@@ -142,6 +145,9 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
     }
     for (d, outcome) in batch.iter().zip(outcomes) {
         let outcome = outcome.unwrap_or_else(|| Outcome::Failed(Error::internal("no outcome for a command")));
+        if matches!(outcome, Outcome::Created { created: true, .. }) {
+            metrics::counter!("parlor_messages_stored_total").increment(1);
+        }
         if let Some(event) = room_event(&outcome) {
             publish(ctx, event).await;
         }
@@ -185,7 +191,10 @@ async fn review(
         })?;
     match verdict {
         Verdict::Allow { html, mentions } => Ok((html, mentions)),
-        Verdict::Reject { reason, message } => Err(Error::Rejected { reason, message }),
+        Verdict::Reject { reason, message } => {
+            metrics::counter!("parlor_rejected_total", "reason" => reason.as_str()).increment(1);
+            Err(Error::Rejected { reason, message })
+        }
     }
 }
 

@@ -1,0 +1,44 @@
+//! What an operator reads: `/metrics` in Prometheus text format.
+
+mod common;
+
+use common::TestApp;
+use serde_json::json;
+
+#[tokio::test]
+async fn metrics_count_connections_messages_fan_out_and_send_to_ack_latency() {
+    let app = TestApp::spawn().await;
+    let (alice, bob, room) = app.alice_and_bob_in("general").await;
+    let mut a = app.ws(&alice.token).await;
+    let mut b = app.ws(&bob.token).await;
+    a.send(json!({"type": "send", "room_id": room, "body": "counted", "nonce": "m-1"})).await;
+    a.next_of_type("ack").await;
+    b.next_of_type("message.created").await;
+    a.send(json!({"type": "send", "room_id": room, "body": "buy followers", "nonce": "m-2"})).await;
+    a.next_of_type("error").await;
+
+    let resp = reqwest::get(app.url("/metrics")).await.expect("metrics answer");
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    let content_type =
+        resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = resp.text().await.expect("a body");
+    for line in [
+        "parlor_connections_open 2",
+        "parlor_messages_in_total{kind=\"send_ws\"} 2",
+        "parlor_messages_stored_total 1",
+        "parlor_rejected_total{reason=\"blocked_word\"} 1",
+        "parlor_frames_out_total 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+    }
+    for name in
+        ["parlor_send_ack_seconds_bucket", "parlor_fanout_size_bucket", "parlor_store_apply_seconds_bucket"]
+    {
+        assert!(text.contains(name), "{name} in\n{text}");
+    }
+    assert!(
+        text.lines().all(|l| l.is_empty() || l.starts_with('#') || l.starts_with("parlor_")),
+        "every name is parlor_*"
+    );
+}
