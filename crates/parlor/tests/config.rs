@@ -34,3 +34,47 @@ fn version_and_help_answer() {
     assert!(!out.status.success(), "a bad setting is refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"), "and named");
 }
+
+/// The roles and flags `docker-compose.yml` runs, and the variables it sets, are ones the binary
+/// has (Docker does not run here, so this is how the file is kept true).
+#[test]
+fn docker_compose_runs_real_roles_with_real_flags_and_variables() {
+    let compose = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docker-compose.yml"))
+        .expect("docker-compose.yml at the root");
+    let mut checked = 0;
+    for line in compose.lines().map(str::trim) {
+        let Some(list) = line.strip_prefix("command: [").and_then(|l| l.strip_suffix(']')) else { continue };
+        let words: Vec<String> = list.split(',').map(|w| w.trim().trim_matches('"').to_owned()).collect();
+        let Some(role) = words.first() else { continue };
+        if role.starts_with("redis") {
+            continue;
+        }
+        let help = Command::new(env!("CARGO_BIN_EXE_parlor"))
+            .args([role.as_str(), "--help"])
+            .output()
+            .expect("parlor runs");
+        assert!(help.status.success(), "`parlor {role}` exists");
+        let text = String::from_utf8_lossy(&help.stdout);
+        for flag in words.iter().filter(|w| w.starts_with("--")) {
+            assert!(
+                text.contains(&format!("{flag} ")) || text.contains(&format!("{flag}\n")),
+                "`parlor {role}` takes {flag}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "the compose file runs every role ({checked} commands checked)");
+    let mut known = String::new();
+    for command in ["serve", "gateway", "worker", "moderation", "users", "notifier", "migrate"] {
+        let help = Command::new(env!("CARGO_BIN_EXE_parlor"))
+            .args([command, "--help"])
+            .output()
+            .expect("parlor runs");
+        known.push_str(&String::from_utf8_lossy(&help.stdout));
+    }
+    for var in
+        compose.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("PARLOR_"))
+    {
+        assert!(known.contains(&format!("env: {var}=")), "{var} is a variable the binary reads");
+    }
+}
