@@ -1,5 +1,6 @@
 //! The `parlor` executable: parses the configuration once and runs the role asked for.
 
+mod admin;
 mod serve;
 mod settings;
 mod wiring;
@@ -31,6 +32,9 @@ async fn main() -> ExitCode {
         Command::Users(args) => serve::users(*args).await,
         Command::Notifier(args) => serve::notifier(*args).await,
         Command::Migrate(args) => serve::migrate(args).await,
+        Command::Config(command) => admin::config(command).await,
+        Command::User(command) => admin::user(command).await,
+        Command::Room(command) => admin::room(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,6 +43,15 @@ pub enum Command {
     Notifier(Box<NotifierArgs>),
     /// Apply the database migrations (or revert the newest, PostgreSQL only) and exit.
     Migrate(MigrateArgs),
+    /// Look at the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage accounts from the command line.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage rooms from the command line.
+    #[command(subcommand)]
+    Room(RoomCommand),
 }
 
 /// A secret that never shows in logs or `Debug` output.
@@ -333,4 +342,59 @@ pub struct NotifierArgs {
     pub broker: BrokerArgs,
     #[command(flatten)]
     pub notify: NotifyArgs,
+}
+
+/// `parlor config ...`
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the effective configuration of `serve` (secrets masked) and what is wrong with it;
+    /// exits 1 if anything is.
+    Check(Box<ServeArgs>),
+}
+
+/// `parlor user ...`
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create an account; prints its id and recovery phrase.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "PARLOR_NEW_USER_PASSWORD")]
+        password: Secret,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Set a new password; every session of the account ends.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "PARLOR_NEW_USER_PASSWORD")]
+        password: Secret,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `parlor room ...`
+#[derive(Subcommand, Debug)]
+pub enum RoomCommand {
+    /// Create a group room owned by an existing user; prints its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Username of the owner.
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        topic: Option<String>,
+        /// A private room (default public).
+        #[arg(long)]
+        private: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }

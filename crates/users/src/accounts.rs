@@ -178,6 +178,21 @@ impl Accounts {
         Ok(Registered { user: record.own(), tokens, recovery_phrase: new_phrase })
     }
 
+    /// Sets a user's password from the command line; every session of the user ends.
+    pub async fn reset_password(&self, username: &str, new_password: &str) -> Result<OwnUser> {
+        validate::password("password", new_password)?;
+        let record = self
+            .store
+            .user_by_username(username)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such user".into()))?;
+        let hash = secrets::hash(new_password.to_owned()).await?;
+        self.store.set_password_hash(&record.user.id, &hash).await?;
+        let ended = self.store.revoke_user_sessions(&record.user.id, None, Timestamp::now()).await?;
+        self.announce_ended(&record.user.id, ended).await;
+        Ok(record.own())
+    }
+
     /// Changes the password; every other session ends.
     pub async fn change_password(
         &self,

@@ -1,0 +1,156 @@
+//! Administration from the command line: `config check`, `user create|reset-password`,
+//! `room create`. They work on the store directly, with the same domain code the API uses.
+
+use crate::settings::{ConfigCommand, RoomCommand, StoreArgs, UserCommand};
+use crate::wiring::StoreHandle;
+use anyhow::{Context, bail};
+use parlor_broker::LocalBus;
+use parlor_domain::model::Visibility;
+use parlor_domain::ports::NewRoom;
+use parlor_domain::{RoomId, Timestamp, validate};
+use parlor_users::{AccountSettings, Accounts};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `parlor config check`.
+pub async fn config(command: ConfigCommand) -> anyhow::Result<()> {
+    let ConfigCommand::Check(args) = command;
+    // Secrets print as [redacted] (their Debug says so).
+    println!("{args:#?}");
+    let mut problems = Vec::new();
+    let listen = if args.http.listen.starts_with(':') {
+        format!("0.0.0.0{}", args.http.listen)
+    } else {
+        args.http.listen.clone()
+    };
+    if listen.parse::<std::net::SocketAddr>().is_err() {
+        problems.push(format!("--listen {:?} is not an address like 127.0.0.1:8080", args.http.listen));
+    }
+    if let Some(secret) = &args.http.jwt_secret
+        && secret.0.len() < 16
+    {
+        problems.push("--jwt-secret must be at least 16 characters".into());
+    }
+    if let Some(url) = &args.store.database_url
+        && !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.0.starts_with(p))
+    {
+        problems.push("--database-url must start with sqlite: or postgres://".into());
+    }
+    if let Some(url) = &args.broker.redis_url
+        && !url.0.starts_with("redis://")
+        && !url.0.starts_with("rediss://")
+    {
+        problems.push("--redis-url must start with redis:// or rediss://".into());
+    }
+    if let Some(url) = &args.broker.amqp_url
+        && !url.0.starts_with("amqp://")
+        && !url.0.starts_with("amqps://")
+    {
+        problems.push("--amqp-url must start with amqp:// or amqps://".into());
+    }
+    if let Some(url) = &args.notify.smtp_url
+        && !url.0.starts_with("smtp://")
+        && !url.0.starts_with("smtps://")
+    {
+        problems.push("--smtp-url must start with smtp:// or smtps://".into());
+    }
+    for (path, flag) in [
+        (&args.worker.blocked_words_file, "--blocked-words-file"),
+        (&args.worker.blocked_domains_file, "--blocked-domains-file"),
+    ] {
+        if let Some(path) = path
+            && std::fs::metadata(path).is_err()
+        {
+            problems.push(format!("{flag} {} cannot be read", path.display()));
+        }
+    }
+    if args.broker.worker_partitions == 0 {
+        problems.push("--worker-partitions must be at least 1".into());
+    }
+    if problems.is_empty() {
+        println!("configuration ok");
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("problem: {p}");
+        }
+        bail!("{} problem(s) in the configuration", problems.len())
+    }
+}
+
+/// Accounts over the store, for commands (sessions they end are announced on an in-process bus
+/// nobody listens to: running gateways refuse those tokens at their next use).
+async fn accounts(store: &StoreHandle, data_dir: &std::path::Path) -> anyhow::Result<Accounts> {
+    let secret =
+        std::fs::read_to_string(data_dir.join("jwt-secret")).unwrap_or_else(|_| "unused-for-commands".into());
+    let settings = AccountSettings {
+        jwt_secret: secret.trim().as_bytes().to_vec(),
+        access_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(86_400),
+    };
+    Ok(Accounts::new(store.port(), Arc::new(LocalBus::new()), settings).await?)
+}
+
+async fn open(store: &StoreArgs) -> anyhow::Result<StoreHandle> {
+    StoreHandle::open(store).await
+}
+
+/// `parlor user ...`.
+pub async fn user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create { username, password, display_name, email, store } => {
+            let handle = open(&store).await?;
+            let accounts = accounts(&handle, &store.data_dir).await?;
+            let created = accounts
+                .register(
+                    &username,
+                    &password.0,
+                    display_name.as_deref(),
+                    email.as_deref(),
+                    Some("parlor user create".into()),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {} ({})", created.user.user.username, created.user.user.id);
+            println!("recovery phrase (shown once): {}", created.recovery_phrase);
+            handle.close().await;
+        }
+        UserCommand::ResetPassword { username, password, store } => {
+            let handle = open(&store).await?;
+            let accounts = accounts(&handle, &store.data_dir).await?;
+            let user =
+                accounts.reset_password(&username, &password.0).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("password reset for {} ({}); every session ended", user.user.username, user.user.id);
+            handle.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// `parlor room ...`.
+pub async fn room(command: RoomCommand) -> anyhow::Result<()> {
+    let RoomCommand::Create { name, owner, topic, private, store } = command;
+    let handle = open(&store).await?;
+    let port = handle.port();
+    let name = validate::room_name(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let topic = topic.as_deref().map(validate::topic).transpose().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let owner = port
+        .user_by_username(&owner)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_context(|| format!("no user named {owner:?}"))?;
+    let room = port
+        .create_room(NewRoom {
+            id: RoomId::generate(),
+            name,
+            topic: topic.filter(|t| !t.is_empty()),
+            visibility: if private { Visibility::Private } else { Visibility::Public },
+            owner_id: owner.user.id,
+            created_at: Timestamp::now(),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("created room {} ({})", room.name.unwrap_or_default(), room.id);
+    handle.close().await;
+    Ok(())
+}
