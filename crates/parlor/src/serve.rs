@@ -462,6 +462,38 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Accounts for a role that only checks tokens and signs links with the shared key (users,
+/// notifier): token lifetimes do not matter there.
+async fn role_accounts(
+    secret: &crate::settings::Secret,
+    store: &StoreHandle,
+    broker: &Broker,
+) -> anyhow::Result<Arc<Accounts>> {
+    if secret.0.len() < 16 {
+        bail!("--jwt-secret must be at least 16 characters");
+    }
+    let settings = AccountSettings {
+        jwt_secret: secret.0.as_bytes().to_vec(),
+        access_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(30 * 86_400),
+    };
+    Ok(Arc::new(Accounts::new(store.port(), broker.bus.clone(), settings).await?))
+}
+
+/// Runs a background task until SIGTERM or Ctrl-C, then stops it and closes the store.
+async fn run_until_signal(
+    task: JoinHandle<()>,
+    stop: CancellationToken,
+    store: StoreHandle,
+) -> anyhow::Result<()> {
+    signal().await;
+    tracing::info!("shutting down");
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    store.close().await;
+    Ok(())
+}
+
 /// `parlor moderation`.
 pub async fn moderation(args: ModerationArgs) -> anyhow::Result<()> {
     let store = StoreHandle::open(&args.store).await?;
@@ -469,60 +501,29 @@ pub async fn moderation(args: ModerationArgs) -> anyhow::Result<()> {
     let routes = tonic::service::Routes::new(ModerationServer::new(ModerationService::new(reviewer)));
     let stop = CancellationToken::new();
     let server = spawn_grpc(&args.grpc_listen, routes, &["parlor.v1.Moderation"], stop.clone()).await?;
-    signal().await;
-    tracing::info!("shutting down");
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    store.close().await;
-    Ok(())
+    run_until_signal(server, stop, store).await
 }
 
 /// `parlor users`.
 pub async fn users(args: UsersArgs) -> anyhow::Result<()> {
-    if args.jwt_secret.0.len() < 16 {
-        bail!("--jwt-secret must be at least 16 characters");
-    }
     let store = StoreHandle::open(&args.store).await?;
     let broker = Broker::connect(&args.broker).await?;
-    let settings = AccountSettings {
-        jwt_secret: args.jwt_secret.0.as_bytes().to_vec(),
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(30 * 86_400),
-    };
-    let accounts = Arc::new(Accounts::new(store.port(), broker.bus.clone(), settings).await?);
+    let accounts = role_accounts(&args.jwt_secret, &store, &broker).await?;
     // The users role reads presence; it claims none, so its name in the presence sets is unused.
     let presence = broker.presence(&format!("users-{}", uuid_v7()));
     let service = UsersService::new(accounts, store.port(), presence);
     let routes = tonic::service::Routes::new(UsersServer::new(service));
     let stop = CancellationToken::new();
     let server = spawn_grpc(&args.grpc_listen, routes, &["parlor.v1.Users"], stop.clone()).await?;
-    signal().await;
-    tracing::info!("shutting down");
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    store.close().await;
-    Ok(())
+    run_until_signal(server, stop, store).await
 }
 
 /// `parlor notifier`.
 pub async fn notifier(args: NotifierArgs) -> anyhow::Result<()> {
-    if args.jwt_secret.0.len() < 16 {
-        bail!("--jwt-secret must be at least 16 characters");
-    }
     let store = StoreHandle::open(&args.store).await?;
     let broker = Broker::connect(&args.broker).await?;
-    let settings = AccountSettings {
-        jwt_secret: args.jwt_secret.0.as_bytes().to_vec(),
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(30 * 86_400),
-    };
-    let accounts = Arc::new(Accounts::new(store.port(), broker.bus.clone(), settings).await?);
+    let accounts = role_accounts(&args.jwt_secret, &store, &broker).await?;
     let presence = broker.presence(&format!("notifier-{}", uuid_v7()));
     let (task, stop) = start_notifier(&args.notify, &store, presence, accounts)?;
-    signal().await;
-    tracing::info!("shutting down");
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-    store.close().await;
-    Ok(())
+    run_until_signal(task, stop, store).await
 }
