@@ -58,6 +58,12 @@ impl Queue for LocalQueue {
         })?;
         Ok(Box::new(LocalConsumer { rx, next_tag: 0 }))
     }
+
+    /// Commands in each partition's channel that no worker has taken yet (a batch being applied
+    /// has left the channel and is not counted).
+    async fn depths(&self) -> Result<Option<Vec<u64>>> {
+        Ok(Some(self.senders.iter().map(|tx| (tx.max_capacity() - tx.capacity()) as u64).collect()))
+    }
 }
 
 /// The consumer of one partition.

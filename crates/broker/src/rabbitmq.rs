@@ -3,7 +3,8 @@
 //! consumes a partition and one room's commands stay in order; when that worker dies, the broker
 //! makes another consumer active and redelivers what was not acknowledged. Messages are
 //! persistent and published with confirms: `push` returns only once the broker has the message.
-//! Deliveries are acknowledged manually, after the batch's commit.
+//! Deliveries are acknowledged manually, after the batch's commit. The queue's depth is the
+//! message count of a passive declare: messages ready, not those a worker holds unacknowledged.
 //!
 //! Connections are re-made on failure: a failed publish is retried once on a new connection,
 //! then answered with `Unavailable`; a consumer whose connection broke reconnects on its next
@@ -34,6 +35,9 @@ pub struct RabbitQueue {
     partitions: usize,
     /// The publishing channel (confirms on), made again after a failure.
     publisher: Mutex<Option<(Connection, Channel)>>,
+    /// A channel on the publisher's connection for passive declares (queue depth): a failed
+    /// declare closes its channel, so it is kept apart from the publishing one.
+    inspector: Mutex<Option<Channel>>,
 }
 
 fn unavailable(e: lapin::Error) -> Error {
@@ -71,6 +75,7 @@ impl RabbitQueue {
             prefix: prefix.trim_end_matches('.').to_owned(),
             partitions: partitions.max(1),
             publisher: Mutex::new(None),
+            inspector: Mutex::new(None),
         };
         let (conn, channel) = open(url).await.map_err(unavailable)?;
         channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
@@ -135,6 +140,27 @@ impl Queue for RabbitQueue {
         Ok(Box::new(RabbitConsumer { url: self.url.clone(), queue: self.name(partition), state: None }))
     }
 
+    /// The message count of a passive declare of each partition's queue: messages ready for a
+    /// consumer. Messages delivered to a worker and not yet acknowledged (at most the batch size
+    /// per partition) are not counted.
+    async fn depths(&self) -> Result<Option<Vec<u64>>> {
+        let down = || Error::Unavailable("RabbitMQ is unavailable".into());
+        let channel = self.inspector().await.map_err(|_| down())?.ok_or_else(down)?;
+        let mut depths = Vec::with_capacity(self.partitions);
+        for p in 0..self.partitions {
+            let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+            match channel.queue_declare(self.name(p).as_str().into(), passive, FieldTable::default()).await {
+                Ok(queue) => depths.push(u64::from(queue.message_count())),
+                Err(e) => {
+                    tracing::debug!(error = %e, "rabbitmq: passive declare failed");
+                    *self.inspector.lock().await = None;
+                    return Err(down());
+                }
+            }
+        }
+        Ok(Some(depths))
+    }
+
     async fn ping(&self) -> Result<()> {
         let publisher = self.publisher.lock().await;
         match publisher.as_ref() {
@@ -149,6 +175,21 @@ impl Queue for RabbitQueue {
 }
 
 impl RabbitQueue {
+    /// The inspecting channel, made on the publisher's connection when there is none.
+    async fn inspector(&self) -> lapin::Result<Option<Channel>> {
+        let mut inspector = self.inspector.lock().await;
+        if let Some(channel) = inspector.as_ref().filter(|ch| ch.status().connected()) {
+            return Ok(Some(channel.clone()));
+        }
+        let publisher = self.publisher.lock().await;
+        let Some((conn, _)) = publisher.as_ref().filter(|(c, _)| c.status().connected()) else {
+            return Ok(None);
+        };
+        let channel = conn.create_channel().await?;
+        *inspector = Some(channel.clone());
+        Ok(Some(channel))
+    }
+
     async fn publish_ready(&self) -> Result<()> {
         let (conn, channel) = open(&self.url).await.map_err(unavailable)?;
         channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;

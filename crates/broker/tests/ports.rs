@@ -8,7 +8,7 @@ use parlor_broker::{LocalBus, LocalPresence, LocalQueue};
 use parlor_domain::bus::{BusEvent, Envelope, Frame, Topic};
 use parlor_domain::ports::{Bus, Presence, Queue};
 use parlor_domain::queue::{Command, Inbound};
-use parlor_domain::{RoomId, UserId};
+use parlor_domain::{RoomId, Timestamp, UserId};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +52,7 @@ fn item(room: &str, n: usize) -> Inbound {
             nonce: Some(format!("{n}")),
             reply_to: None,
         },
+        enqueued_at: Some(Timestamp::now()),
     }
 }
 
@@ -89,7 +90,13 @@ async fn one_rooms_commands_arrive_once_and_in_order(queue: Arc<dyn Queue>) {
         queue.push(item("room-a", n)).await.expect("push");
         queue.push(item(&format!("room-{n}"), 1000 + n)).await.expect("push");
     }
+    let depths = queue.depths().await.expect("the queue answers").expect("every adapter tells its depth");
+    assert_eq!(depths.len(), queue.partitions(), "one depth a partition");
+    assert_eq!(depths.iter().sum::<u64>(), 100, "everything pushed waits: {depths:?}");
     let got = drain(queue.as_ref(), 100).await;
+    assert!(got.iter().all(|i| i.enqueued_at.is_some()), "the enqueue time travels with the command");
+    let depths = queue.depths().await.expect("the queue answers").expect("a depth");
+    assert_eq!(depths.iter().sum::<u64>(), 0, "nothing waits once acknowledged: {depths:?}");
     let a: Vec<String> =
         got.iter().filter(|i| i.command.room_id().as_str() == "room-a").map(body_of).collect();
     assert_eq!(a, (0..50).map(|n| n.to_string()).collect::<Vec<_>>(), "room-a in push order");

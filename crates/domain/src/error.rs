@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Why the moderation pipeline refused a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
     Spam,
@@ -67,6 +67,21 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Every wire code `code()` can give.
+    pub const CODES: [&'static str; 11] = [
+        "invalid_request",
+        "validation_failed",
+        "unauthorized",
+        "forbidden",
+        "not_found",
+        "conflict",
+        "payload_too_large",
+        "rejected",
+        "rate_limited",
+        "unavailable",
+        "internal",
+    ];
+
     /// The wire code of the error (`invalid_request`, `not_found`, ...).
     pub fn code(&self) -> &'static str {
         match self {
@@ -105,5 +120,29 @@ impl Error {
     /// Wraps an unexpected failure, keeping its cause chain for the log.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         Self::Internal(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let all = [
+            Error::InvalidRequest(String::new()),
+            Error::validation("f", "m"),
+            Error::Unauthorized(String::new()),
+            Error::Forbidden(String::new()),
+            Error::NotFound(String::new()),
+            Error::Conflict(String::new()),
+            Error::PayloadTooLarge(String::new()),
+            Error::Rejected { reason: RejectReason::Spam, message: String::new() },
+            Error::RateLimited { retry_after_ms: 1 },
+            Error::Unavailable(String::new()),
+            Error::Internal(String::new()),
+        ];
+        let codes: Vec<&str> = all.iter().map(Error::code).collect();
+        assert_eq!(codes, Error::CODES);
     }
 }

@@ -3,9 +3,10 @@
 
 use crate::{MessageId, RoomId, SessionId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A user as anyone may see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: UserId,
     pub username: String,
@@ -14,7 +15,7 @@ pub struct User {
 }
 
 /// A user as its owner sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OwnUser {
     #[serde(flatten)]
     pub user: User,
@@ -32,6 +33,8 @@ pub struct UserRecord {
     pub password_hash: String,
     pub phrase_hash: String,
     pub last_seen_at: Option<Timestamp>,
+    /// When an administrator disabled the account (`None`: it is active).
+    pub disabled_at: Option<Timestamp>,
 }
 
 impl UserRecord {
@@ -46,7 +49,7 @@ impl UserRecord {
 }
 
 /// Online or not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PresenceStatus {
     Online,
@@ -54,14 +57,14 @@ pub enum PresenceStatus {
 }
 
 /// A user's presence as others see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PresenceInfo {
     pub status: PresenceStatus,
     pub last_seen_at: Option<Timestamp>,
 }
 
 /// A group room or a direct conversation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomKind {
     Group,
@@ -69,7 +72,7 @@ pub enum RoomKind {
 }
 
 /// Who may find and join a room.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Public,
@@ -77,7 +80,7 @@ pub enum Visibility {
 }
 
 /// A member's role in a room.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Member,
@@ -112,7 +115,7 @@ impl Role {
 }
 
 /// A room. Direct rooms have no name, topic or owner.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Room {
     pub id: RoomId,
     pub kind: RoomKind,
@@ -132,7 +135,7 @@ pub struct Room {
 }
 
 /// A member of a room.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Member {
     pub user: User,
     pub role: Role,
@@ -140,7 +143,7 @@ pub struct Member {
 }
 
 /// A message of a room's history. A deleted one keeps its seq with an empty body and html.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     pub id: MessageId,
     pub room_id: RoomId,
@@ -157,7 +160,7 @@ pub struct Message {
 }
 
 /// A login session as its owner sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SessionInfo {
     pub id: SessionId,
     pub created_at: Timestamp,

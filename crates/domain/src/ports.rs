@@ -53,6 +53,9 @@ pub trait UserStore: Send + Sync {
     async fn set_credentials(&self, id: &UserId, password_hash: &str, phrase_hash: &str) -> Result<()>;
     /// Records when the user was last online.
     async fn set_last_seen(&self, id: &UserId, at: Timestamp) -> Result<()>;
+    /// Disables the account as of `at` (an account already disabled keeps its earlier time), or
+    /// enables it with `None`. Returns the account as it is now; `None` if there is no such one.
+    async fn set_disabled(&self, id: &UserId, at: Option<Timestamp>) -> Result<Option<UserRecord>>;
 }
 
 /// The outcome of presenting a refresh token.
@@ -99,6 +102,9 @@ pub trait SessionStore: Send + Sync {
         except: Option<&SessionId>,
         now: Timestamp,
     ) -> Result<Vec<SessionId>>;
+    /// Sessions that ended at `since` or later, in the order they ended, at most `limit`: how a
+    /// gateway learns of sessions ended by another process that could not tell it (a command).
+    async fn sessions_ended_since(&self, since: Timestamp, limit: i64) -> Result<Vec<SessionRecord>>;
 }
 
 /// A new group room.
@@ -298,6 +304,11 @@ pub trait Queue: Send + Sync {
     /// `Ok` when the queue's server answers.
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+    /// How many commands wait in each partition, as far as the queue can tell cheaply (each
+    /// adapter says what it counts); `None` when it cannot tell. For the queue-depth metric.
+    async fn depths(&self) -> Result<Option<Vec<u64>>> {
+        Ok(None)
     }
 }
 

@@ -2,7 +2,7 @@
 //! with the request that made it and the gateway that waits for its outcome.
 
 use crate::model::Message;
-use crate::{Error, MessageId, RoomId, UserId};
+use crate::{Error, MessageId, RoomId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
 /// A command on a room's history. Every change of messages goes through the worker, so one room's
@@ -43,6 +43,11 @@ pub struct Inbound {
     /// The gateway instance that waits for the outcome.
     pub origin: String,
     pub command: Command,
+    /// When the gateway queued the command, for the queue-lag metric. Absent in entries queued
+    /// before the field existed (and then no lag is measured), so old and new processes can share
+    /// a queue during a rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enqueued_at: Option<Timestamp>,
 }
 
 /// What became of a command.
@@ -56,4 +61,22 @@ pub enum Outcome {
     Deleted { room_id: RoomId, message_id: MessageId, seq: i64 },
     /// The command failed; nothing was written.
     Failed(Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_without_an_enqueue_time_still_read_and_new_ones_carry_it() {
+        let old = r#"{"request_id":"r1","origin":"g1","command":{"op":"delete","room_id":"room","message_id":"m","actor_id":"u"}}"#;
+        let item: Inbound = serde_json::from_str(old).expect("an entry queued before the field existed");
+        assert_eq!(item.enqueued_at, None);
+        let new = Inbound { enqueued_at: Some(Timestamp(1_700_000_000_123)), ..item };
+        let json = serde_json::to_string(&new).expect("serialises");
+        assert!(json.contains(r#""enqueued_at":"2023-11-14T22:13:20.123Z""#), "{json}");
+        assert_eq!(serde_json::from_str::<Inbound>(&json).expect("reads back"), new);
+        let none = serde_json::to_string(&Inbound { enqueued_at: None, ..new }).expect("serialises");
+        assert!(!none.contains("enqueued_at"), "{none}");
+    }
 }

@@ -2,95 +2,147 @@
 
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, Auth, UserAgent};
+use crate::openapi::{
+    Conflict, InvalidRequest, NotFound, RateLimited, TooLarge, Unauthorized, Unavailable, Unprocessable,
+};
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use parlor_domain::model::{OwnUser, SessionInfo};
 use parlor_users::{Registered, SignedIn, TokenPair};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes under `/auth`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/register", post(register))
-        .route("/login", post(login))
-        .route("/refresh", post(refresh))
-        .route("/logout", post(logout))
-        .route("/recover", post(recover))
-        .route("/sessions", get(sessions))
-        .route("/sessions/{id}", delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(recover))
+        .routes(routes!(sessions))
+        .routes(routes!(revoke))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
+    /// 3–32 characters: letters, digits, `_`, `-`, `.`; unique regardless of case.
     username: String,
+    /// 8–128 characters.
     password: String,
+    /// Up to 64 characters; the username when absent.
     display_name: Option<String>,
+    /// Where unread-message e-mails go.
     email: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
     username: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RefreshBody {
     refresh_token: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RecoverBody {
     username: String,
+    /// The 12 words given at registration, separated by spaces.
     recovery_phrase: String,
     new_password: String,
 }
 
-fn with_tokens(mut base: Value, tokens: &TokenPair) -> Value {
-    if let Value::Object(map) = &mut base {
-        map.insert("access_token".into(), json!(tokens.access_token));
-        map.insert("refresh_token".into(), json!(tokens.refresh_token));
-        map.insert("expires_in".into(), json!(tokens.expires_in));
+/// A new account (or a recovered one) with its tokens and a new recovery phrase, shown once.
+#[derive(Serialize, ToSchema)]
+struct RegisteredBody {
+    user: OwnUser,
+    recovery_phrase: String,
+    #[serde(flatten)]
+    tokens: TokenPair,
+}
+
+impl From<Registered> for RegisteredBody {
+    fn from(r: Registered) -> Self {
+        Self { user: r.user, recovery_phrase: r.recovery_phrase, tokens: r.tokens }
     }
-    base
 }
 
-fn registered(r: Registered) -> Value {
-    with_tokens(json!({ "user": r.user, "recovery_phrase": r.recovery_phrase }), &r.tokens)
+/// A started session.
+#[derive(Serialize, ToSchema)]
+struct SignedInBody {
+    user: OwnUser,
+    #[serde(flatten)]
+    tokens: TokenPair,
 }
 
-fn signed_in(s: SignedIn) -> Value {
-    with_tokens(json!({ "user": s.user }), &s.tokens)
+impl From<SignedIn> for SignedInBody {
+    fn from(s: SignedIn) -> Self {
+        Self { user: s.user, tokens: s.tokens }
+    }
 }
 
+/// The caller's sessions.
+#[derive(Serialize, ToSchema)]
+struct SessionList {
+    sessions: Vec<SessionInfo>,
+}
+
+/// Creates an account and its first session.
+#[utoipa::path(
+    post, path = "/register", tag = "auth", request_body = RegisterBody,
+    responses(
+        (status = 201, description = "the account, its tokens and its recovery phrase", body = RegisteredBody),
+        InvalidRequest, Conflict, TooLarge, Unprocessable, RateLimited, Unavailable
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     UserAgent(ua): UserAgent,
     ApiJson(body): ApiJson<RegisterBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<RegisteredBody>)> {
     state.limits.auth(addr.ip())?;
     let r = state
         .accounts
         .register(&body.username, &body.password, body.display_name.as_deref(), body.email.as_deref(), ua)
         .await?;
-    Ok((StatusCode::CREATED, Json(registered(r))))
+    Ok((StatusCode::CREATED, Json(r.into())))
 }
 
+/// Starts a session with a username and password.
+#[utoipa::path(
+    post, path = "/login", tag = "auth", request_body = LoginBody,
+    responses(
+        (status = 200, description = "the user and the session's tokens", body = SignedInBody),
+        InvalidRequest, Unauthorized, crate::openapi::Forbidden, TooLarge, RateLimited, Unavailable
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     UserAgent(ua): UserAgent,
     ApiJson(body): ApiJson<LoginBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SignedInBody>> {
     state.limits.auth(addr.ip())?;
-    Ok(Json(signed_in(state.accounts.login(&body.username, &body.password, ua).await?)))
+    Ok(Json(state.accounts.login(&body.username, &body.password, ua).await?.into()))
 }
 
+/// Trades a refresh token for a new pair; the old refresh token stops working.
+#[utoipa::path(
+    post, path = "/refresh", tag = "auth", request_body = RefreshBody,
+    responses(
+        (status = 200, description = "a new token pair", body = TokenPair),
+        InvalidRequest, Unauthorized, RateLimited, Unavailable
+    )
+)]
 async fn refresh(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -100,26 +152,50 @@ async fn refresh(
     Ok(Json(state.accounts.refresh(&body.refresh_token).await?))
 }
 
+/// Ends the caller's session.
+#[utoipa::path(
+    post, path = "/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "the session is over"), Unauthorized)
+)]
 async fn logout(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<StatusCode> {
     state.accounts.logout(&auth).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Sets a new password with the recovery phrase; every other session ends and a new phrase is given.
+#[utoipa::path(
+    post, path = "/recover", tag = "auth", request_body = RecoverBody,
+    responses(
+        (status = 200, description = "the account, a new session and a new recovery phrase", body = RegisteredBody),
+        InvalidRequest, Unauthorized, crate::openapi::Forbidden, Unprocessable, RateLimited, Unavailable
+    )
+)]
 async fn recover(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     UserAgent(ua): UserAgent,
     ApiJson(body): ApiJson<RecoverBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RegisteredBody>> {
     state.limits.auth(addr.ip())?;
     let r = state.accounts.recover(&body.username, &body.recovery_phrase, &body.new_password, ua).await?;
-    Ok(Json(registered(r)))
+    Ok(Json(r.into()))
 }
 
-async fn sessions(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "sessions": state.accounts.sessions(&auth).await? })))
+/// The caller's sessions, the current one marked.
+#[utoipa::path(
+    get, path = "/sessions", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "sessions", body = SessionList), Unauthorized)
+)]
+async fn sessions(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<Json<SessionList>> {
+    Ok(Json(SessionList { sessions: state.accounts.sessions(&auth).await? }))
 }
 
+/// Ends one of the caller's sessions.
+#[utoipa::path(
+    delete, path = "/sessions/{id}", tag = "auth", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the session's id")),
+    responses((status = 204, description = "the session is over"), Unauthorized, NotFound)
+)]
 async fn revoke(
     State(state): State<AppState>,
     Auth(auth): Auth,

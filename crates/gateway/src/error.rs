@@ -1,11 +1,11 @@
 //! The HTTP edge's one error mapping: a domain `Error` becomes a status and the contract's body
 //! `{"error": {"code", "message", ...}}`. Internal detail goes to the log, never to the client.
 
+use crate::openapi::ErrorBody;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parlor_domain::Error;
-use serde_json::{Map, Value, json};
 
 /// An error answered over HTTP.
 #[derive(Debug)]
@@ -21,7 +21,7 @@ impl From<Error> for ApiError {
 }
 
 /// The status the contract gives an error.
-pub fn status_of(e: &Error) -> StatusCode {
+pub(crate) fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         Error::Validation { .. } | Error::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -36,32 +36,12 @@ pub fn status_of(e: &Error) -> StatusCode {
     }
 }
 
-/// The JSON body of an error.
-pub fn body_of(e: &Error) -> Value {
-    let mut error = Map::new();
-    error.insert("code".into(), json!(e.code()));
-    error.insert("message".into(), json!(e.public_message()));
-    match e {
-        Error::Validation { field: Some(field), .. } => {
-            error.insert("field".into(), json!(field));
-        }
-        Error::Rejected { reason, .. } => {
-            error.insert("reason".into(), json!(reason.as_str()));
-        }
-        Error::RateLimited { retry_after_ms } => {
-            error.insert("retry_after_ms".into(), json!(retry_after_ms));
-        }
-        _ => {}
-    }
-    json!({ "error": error })
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Error::Internal(detail) = &self.0 {
             tracing::error!(error = %detail, "internal error");
         }
-        let mut response = (status_of(&self.0), Json(body_of(&self.0))).into_response();
+        let mut response = (status_of(&self.0), Json(ErrorBody::from(&self.0))).into_response();
         if let Error::RateLimited { retry_after_ms } = self.0 {
             let secs = retry_after_ms.div_ceil(1000).max(1);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

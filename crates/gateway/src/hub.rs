@@ -78,15 +78,19 @@ impl Conn {
 
     /// Queues a frame, waiting for room (used by the connection's own replies, e.g. `sync`).
     pub async fn send_wait(&self, frame: Utf8Bytes) -> bool {
-        tokio::select! {
+        let sent = tokio::select! {
             sent = self.tx.send(frame) => sent.is_ok(),
             () = self.kill.cancelled() => false,
-        }
+        };
+        count_frames(frames::DIRECT, u64::from(sent));
+        sent
     }
 
-    /// Queues an event.
+    /// Queues an event for this connection alone (an ack, an error, a pong).
     pub fn send_event(&self, event: &ServerEvent) -> bool {
-        self.send(to_frame(event))
+        let sent = self.send(to_frame(event));
+        count_frames(frames::DIRECT, u64::from(sent));
+        sent
     }
 
     /// Queues an `error` event.
@@ -114,6 +118,21 @@ impl Conn {
     pub fn killed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.kill.cancelled()
     }
+}
+
+/// The kinds of frame `parlor_frames_out_total{kind}` counts: every frame queued to a socket
+/// (all but the `ready` frame and pings, which the session writes itself).
+mod frames {
+    /// Message events (created, updated, deleted) fanned out to a room: the messages out.
+    pub const MESSAGE: &str = "message";
+    /// Other fanned-out events: typing, read markers, membership, presence, profile changes.
+    pub const EVENT: &str = "event";
+    /// Frames for one connection: acks, errors, pongs, sync replies, session-ended notices.
+    pub const DIRECT: &str = "direct";
+}
+
+fn count_frames(kind: &'static str, n: u64) {
+    metrics::counter!("parlor_frames_out_total", "kind" => kind).increment(n);
 }
 
 /// An event as a frame.
@@ -332,17 +351,19 @@ impl Hub {
                     }
                 }
                 metrics::histogram!("parlor_fanout_size").record(delivered as f64);
-                metrics::counter!("parlor_frames_out_total").increment(delivered);
+                count_frames(frames::MESSAGE, delivered);
             }
             BusEvent::RoomEvent { room_id, except_user, frame } => {
                 let frame = bytes_to_frame(frame.0.clone());
                 let ix = self.index.lock();
+                let mut delivered = 0u64;
                 for id in ix.by_room.get(room_id).into_iter().flatten() {
                     if let Some(conn) = ix.conns.get(id).filter(|c| Some(&c.user_id) != except_user.as_ref())
                     {
-                        conn.send(frame.clone());
+                        delivered += u64::from(conn.send(frame.clone()));
                     }
                 }
+                count_frames(frames::EVENT, delivered);
             }
             BusEvent::MemberJoined { room_id, user_id, frame }
             | BusEvent::MemberLeft { room_id, user_id, frame } => {
@@ -353,37 +374,43 @@ impl Hub {
                 } else {
                     // The member's own connections hear of it on their user topic.
                     let ix = self.index.lock();
+                    let mut delivered = 0u64;
                     for id in ix.by_room.get(room_id).into_iter().flatten() {
                         if let Some(conn) = ix.conns.get(id).filter(|c| &c.user_id != user_id) {
-                            conn.send(frame.clone());
+                            delivered += u64::from(conn.send(frame.clone()));
                         }
                     }
+                    count_frames(frames::EVENT, delivered);
                 }
             }
             BusEvent::UserEvent { user_id, except_connection, frame } => {
                 let frame = bytes_to_frame(frame.0.clone());
                 let ix = self.index.lock();
+                let mut delivered = 0u64;
                 for id in ix.by_user.get(user_id).into_iter().flatten() {
                     if let Some(conn) = ix.conns.get(id)
                         && except_connection.as_deref() != Some(self.conn_key(conn).as_str())
                     {
-                        conn.send(frame.clone());
+                        delivered += u64::from(conn.send(frame.clone()));
                     }
                 }
+                count_frames(frames::EVENT, delivered);
             }
             BusEvent::Presence { user_id, rooms, frame } => {
                 let frame = bytes_to_frame(frame.0.clone());
                 let ix = self.index.lock();
                 let mut seen = HashSet::new();
+                let mut delivered = 0u64;
                 for room in rooms {
                     for id in ix.by_room.get(room).into_iter().flatten() {
                         if let Some(conn) = ix.conns.get(id).filter(|c| &c.user_id != user_id)
                             && seen.insert(*id)
                         {
-                            conn.send(frame.clone());
+                            delivered += u64::from(conn.send(frame.clone()));
                         }
                     }
                 }
+                count_frames(frames::EVENT, delivered);
             }
             BusEvent::SessionsEnded { session_ids, .. } => {
                 let ended = Error::Unauthorized("the session has ended".into());
@@ -412,9 +439,10 @@ impl Hub {
         let mut unsubscribe = Vec::new();
         {
             let mut ix = self.index.lock();
+            let mut delivered = 0u64;
             for id in ix.user_conns(user_id) {
                 if let Some(conn) = ix.conns.get(&id).cloned() {
-                    conn.send(frame.clone());
+                    delivered += u64::from(conn.send(frame.clone()));
                 }
                 if joined {
                     if ix.enter(id, room_id) {
@@ -424,6 +452,7 @@ impl Hub {
                     unsubscribe.push(Topic::Room(room_id.clone()));
                 }
             }
+            count_frames(frames::EVENT, delivered);
         }
         self.apply(subscribe, unsubscribe).await;
     }

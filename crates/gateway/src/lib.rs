@@ -12,6 +12,7 @@ mod health;
 pub mod hub;
 mod limits;
 mod messages;
+pub mod openapi;
 mod pending;
 mod rooms;
 pub mod state;
@@ -26,7 +27,6 @@ use crate::state::{AppState, Shared};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::get;
 use parlor_domain::Error;
 use parlor_domain::bus::{BusEvent, Topic};
 use parlor_domain::ports::{Bus, Presence, Queue, Store};
@@ -40,7 +40,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
+use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 pub use state::GatewaySettings;
 
@@ -135,23 +139,68 @@ async fn not_found() -> ApiError {
     ApiError(Error::NotFound("no such route".into()))
 }
 
-/// The gateway's routes.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+/// The header that carries a request's id, both ways.
+const REQUEST_ID: &str = "x-request-id";
+
+/// A request id the client gave, if it is short and plain enough to log as is.
+fn given_request_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    let id = headers.get(REQUEST_ID)?.to_str().ok()?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+    (!id.is_empty() && id.len() <= 64 && id.chars().all(plain)).then(|| id.to_owned())
+}
+
+/// Runs a request inside a span carrying its id (the client's `x-request-id` if it is plain, or a
+/// new one, returned in the answer), method and path — never the query string, which can hold an
+/// unsubscribe token, nor a header or the body. Every line logged while serving it, and for a
+/// WebSocket every line of the connection, carries the id. One line per answer: its status and
+/// duration (health and metrics scrapes at debug level).
+async fn request_span(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let id = given_request_id(req.headers()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path);
+    let started = std::time::Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, ms, "answered");
+        } else if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
+            tracing::debug!(status, ms, "answered");
+        } else {
+            tracing::info!(status, ms, "answered");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// Every documented route, with its description: a route exists only through `routes!`, which
+/// also puts it in the OpenAPI document.
+pub fn api() -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
         .nest("/auth", auth::router())
         .merge(users::router())
         .merge(rooms::router())
         .merge(messages::router())
-        .route("/ws", get(ws::upgrade))
-        .route("/openapi.json", get(health::openapi));
-    Router::new()
-        .merge(health::router())
-        .nest("/api/v1", api)
+        .routes(routes!(ws::upgrade))
+        .routes(routes!(health::openapi));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(health::router()).nest("/api/v1", v1)
+}
+
+/// The gateway's routes: the API and the browsable page of its document, which fetches every
+/// asset from this server.
+pub fn router(state: AppState) -> Router {
+    let (api, _) = api().split_for_parts();
+    let docs = SwaggerUi::new(openapi::PAGE_PATH).config(Config::new([openapi::DOCUMENT_PATH]));
+    api.merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
         .layer(cors(&state.settings.cors_origins))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
 }
 

@@ -4,43 +4,73 @@
 use crate::error::ApiResult;
 use crate::events;
 use crate::extract::{ApiJson, ApiQuery, Auth};
+use crate::openapi::{
+    Forbidden, InvalidRequest, NotFound, RateLimited, TooLarge, Unauthorized, Unavailable, Unprocessable,
+};
 use crate::pending::submit_and_wait;
-use crate::rooms::member_access;
+use crate::rooms::{RoomPath, member_access};
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use parlor_domain::model::Message;
 use parlor_domain::ports::Page;
 use parlor_domain::queue::{Command, Outcome};
 use parlor_domain::{Error, MessageId, RoomId, validate};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The message routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/rooms/{id}/messages", get(history).post(send))
-        .route("/rooms/{id}/messages/{message_id}", patch(edit).delete(remove))
-        .route("/rooms/{id}/read", post(read))
-        .route("/search", get(search))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(history, send))
+        .routes(routes!(edit, remove))
+        .routes(routes!(read))
+        .routes(routes!(search))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
+    /// Messages with a smaller seq (older).
     before: Option<i64>,
+    /// Messages with a larger seq (newer).
     after: Option<i64>,
+    /// 1–100, default 50.
     limit: Option<i64>,
 }
 
+/// A page of history, oldest first.
+#[derive(Serialize, ToSchema)]
+struct HistoryPage {
+    messages: Vec<Message>,
+    /// Whether there are more in the direction asked.
+    has_more: bool,
+}
+
+/// Messages found.
+#[derive(Serialize, ToSchema)]
+struct MessageList {
+    messages: Vec<Message>,
+}
+
+/// A page of a room's history: the latest, or before or after a seq.
+#[utoipa::path(
+    get, path = "/rooms/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(RoomPath, HistoryQuery),
+    responses(
+        (status = 200, description = "a page of messages", body = HistoryPage),
+        InvalidRequest, Unauthorized, Forbidden, NotFound, Unprocessable
+    )
+)]
 async fn history(
     State(state): State<AppState>,
     Auth(auth): Auth,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<HistoryPage>> {
     let room_id = RoomId::from(id);
     let limit = validate::page_limit(query.limit)?;
     let page = match (query.before, query.after) {
@@ -53,13 +83,16 @@ async fn history(
     };
     member_access(&state, &room_id, &auth.user_id).await?;
     let (messages, has_more) = state.store.history(&room_id, page, limit).await?;
-    Ok(Json(json!({ "messages": messages, "has_more": has_more })).into_response())
+    Ok(Json(HistoryPage { messages, has_more }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SendBody {
+    /// 1–4000 characters of markdown.
     body: String,
+    /// Up to 64 characters; a send repeated with the same nonce gives the first message back (200).
     nonce: Option<String>,
+    /// A message of the same room.
     reply_to: Option<MessageId>,
 }
 
@@ -73,6 +106,16 @@ fn message_of(outcome: Outcome) -> Result<(Message, bool), Error> {
     }
 }
 
+/// Sends a message; answered once it is stored.
+#[utoipa::path(
+    post, path = "/rooms/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(RoomPath), request_body = SendBody,
+    responses(
+        (status = 201, description = "the stored message", body = Message),
+        (status = 200, description = "the message an earlier send with this nonce stored", body = Message),
+        InvalidRequest, Unauthorized, Forbidden, NotFound, TooLarge, Unprocessable, RateLimited, Unavailable
+    )
+)]
 async fn send(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -98,11 +141,32 @@ async fn send(
     Ok((status, Json(message)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct EditBody {
+    /// The new text, 1–4000 characters.
     body: String,
 }
 
+/// The room and message of the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct MessagePath {
+    /// The room's id.
+    id: String,
+    /// The message's id.
+    message_id: String,
+}
+
+/// Edits one of the caller's own messages.
+#[utoipa::path(
+    patch, path = "/rooms/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
+    params(MessagePath), request_body = EditBody,
+    responses(
+        (status = 200, description = "the edited message", body = Message),
+        InvalidRequest, Unauthorized, Forbidden, NotFound, TooLarge, Unprocessable, RateLimited, Unavailable
+    )
+)]
 async fn edit(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -119,6 +183,12 @@ async fn edit(
     Ok(Json(message))
 }
 
+/// Deletes a message: its author, or the room's owner or an admin.
+#[utoipa::path(
+    delete, path = "/rooms/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
+    params(MessagePath),
+    responses((status = 204, description = "deleted"), Unauthorized, Forbidden, NotFound, Unavailable)
+)]
 async fn remove(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -133,11 +203,21 @@ async fn remove(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ReadBody {
+    /// The last seq seen; the marker never moves back.
     seq: i64,
 }
 
+/// Moves the caller's read marker.
+#[utoipa::path(
+    post, path = "/rooms/{id}/read", tag = "messages", security(("bearer" = [])),
+    params(RoomPath), request_body = ReadBody,
+    responses(
+        (status = 204, description = "marked"),
+        InvalidRequest, Unauthorized, Forbidden, NotFound, TooLarge, Unprocessable
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -152,17 +232,28 @@ async fn read(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
+    /// 1–200 characters of words to search for.
     q: Option<String>,
+    /// Only this room.
     room_id: Option<RoomId>,
 }
 
+/// Full-text search over the caller's rooms (up to 50, newest first).
+#[utoipa::path(
+    get, path = "/search", tag = "messages", security(("bearer" = [])), params(SearchQuery),
+    responses(
+        (status = 200, description = "matching messages", body = MessageList),
+        InvalidRequest, Unauthorized, Forbidden, NotFound, Unprocessable
+    )
+)]
 async fn search(
     State(state): State<AppState>,
     Auth(auth): Auth,
     ApiQuery(query): ApiQuery<SearchQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<MessageList>> {
     let q = query.q.unwrap_or_default();
     if q.trim().is_empty() || q.chars().count() > 200 {
         return Err(Error::validation("q", "give 1 to 200 characters of words to search for").into());
@@ -171,5 +262,5 @@ async fn search(
         member_access(&state, room_id, &auth.user_id).await?;
     }
     let messages = state.store.search(&auth.user_id, &q, query.room_id.as_ref(), 50).await?;
-    Ok(Json(json!({ "messages": messages })))
+    Ok(Json(MessageList { messages }))
 }

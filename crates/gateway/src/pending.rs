@@ -33,7 +33,9 @@ impl Pending {
 
     fn remove(&self, request_id: &str) -> Option<Waiter> {
         let (since, waiter) = self.waiting.lock().remove(request_id)?;
-        metrics::histogram!("parlor_send_ack_seconds").record(since.elapsed().as_secs_f64());
+        let seconds = since.elapsed().as_secs_f64();
+        metrics::histogram!("parlor_send_ack_seconds").record(seconds);
+        tracing::debug!(trace_id = %request_id, ms = seconds * 1000.0, "outcome received");
         Some(waiter)
     }
 
@@ -101,11 +103,19 @@ pub async fn submit(state: &AppState, command: Command, waiter: Waiter) -> Resul
     metrics::counter!("parlor_messages_in_total", "kind" => kind).increment(1);
     let request_id = uuid::Uuid::now_v7().to_string();
     state.pending.insert(request_id.clone(), waiter);
-    let item = Inbound { request_id: request_id.clone(), origin: state.gateway_id.clone(), command };
+    let item = Inbound {
+        request_id: request_id.clone(),
+        origin: state.gateway_id.clone(),
+        command,
+        enqueued_at: Some(parlor_domain::Timestamp::now()),
+    };
     if let Err(e) = state.queue.push(item).await {
         state.pending.remove(&request_id);
+        tracing::warn!(trace_id = %request_id, kind, error = %e, "could not queue");
         return Err(e);
     }
+    // The trace id follows the command through the worker and moderation.
+    tracing::debug!(trace_id = %request_id, kind, "queued");
     Ok(())
 }
 

@@ -3,28 +3,42 @@
 use crate::error::ApiResult;
 use crate::events;
 use crate::extract::{ApiJson, ApiQuery, Auth};
+use crate::openapi::{Conflict, Forbidden, InvalidRequest, NotFound, TooLarge, Unauthorized, Unprocessable};
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use parlor_domain::model::{Member, Role, Room, RoomKind, Visibility};
 use parlor_domain::ports::{NewRoom, RoomAccess};
 use parlor_domain::{Error, Result, RoomId, Timestamp, UserId, permissions, validate};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes under `/rooms` and `/dms`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/rooms", post(create).get(mine))
-        .route("/rooms/public", get(directory))
-        .route("/rooms/{id}", get(show).patch(update))
-        .route("/rooms/{id}/join", post(join))
-        .route("/rooms/{id}/leave", post(leave))
-        .route("/rooms/{id}/members", get(members).post(add_member))
-        .route("/rooms/{id}/members/{user_id}", delete(remove_member))
-        .route("/dms", post(direct))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, mine))
+        .routes(routes!(directory))
+        .routes(routes!(show, update))
+        .routes(routes!(join))
+        .routes(routes!(leave))
+        .routes(routes!(members, add_member))
+        .routes(routes!(remove_member))
+        .routes(routes!(direct))
+}
+
+/// Rooms.
+#[derive(Serialize, ToSchema)]
+struct RoomList {
+    rooms: Vec<Room>,
+}
+
+/// A room's members.
+#[derive(Serialize, ToSchema)]
+struct MemberList {
+    members: Vec<Member>,
 }
 
 /// The room and the caller's role, or the error a non-member gets (403 public, 404 otherwise).
@@ -51,13 +65,24 @@ async fn visible(state: &AppState, room_id: &RoomId, user_id: &UserId) -> Result
     Ok(access)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CreateBody {
+    /// 1–64 characters.
     name: String,
+    /// Up to 256 characters.
     topic: Option<String>,
+    /// `public` when absent.
     visibility: Option<Visibility>,
 }
 
+/// Creates a group room; the creator is its owner.
+#[utoipa::path(
+    post, path = "/rooms", tag = "rooms", security(("bearer" = [])), request_body = CreateBody,
+    responses(
+        (status = 201, description = "the room", body = Room),
+        InvalidRequest, Unauthorized, TooLarge, Unprocessable
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -82,27 +107,44 @@ async fn create(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
-async fn mine(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "rooms": state.store.user_rooms(&auth.user_id).await? })))
+/// The caller's rooms with read markers and unread counts.
+#[utoipa::path(
+    get, path = "/rooms", tag = "rooms", security(("bearer" = [])),
+    responses((status = 200, description = "the caller's rooms", body = RoomList), Unauthorized)
+)]
+async fn mine(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<Json<RoomList>> {
+    Ok(Json(RoomList { rooms: state.store.user_rooms(&auth.user_id).await? }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DirectoryQuery {
+    /// Part of the name, matched regardless of case; every public room when absent.
     q: Option<String>,
 }
 
+/// The public room directory (up to 100).
+#[utoipa::path(
+    get, path = "/rooms/public", tag = "rooms", security(("bearer" = [])), params(DirectoryQuery),
+    responses((status = 200, description = "public rooms", body = RoomList), InvalidRequest, Unauthorized, Unprocessable)
+)]
 async fn directory(
     State(state): State<AppState>,
-    Auth(_): Auth,
+    Auth(_caller): Auth,
     ApiQuery(query): ApiQuery<DirectoryQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RoomList>> {
     let q = query.q.unwrap_or_default();
     if q.chars().count() > 100 {
         return Err(Error::validation("q", "q must be at most 100 characters").into());
     }
-    Ok(Json(json!({ "rooms": state.store.public_rooms(&q, 100).await? })))
+    Ok(Json(RoomList { rooms: state.store.public_rooms(&q, 100).await? }))
 }
 
+/// A room: any public one, or one the caller belongs to.
+#[utoipa::path(
+    get, path = "/rooms/{id}", tag = "rooms", security(("bearer" = [])), params(RoomPath),
+    responses((status = 200, description = "the room", body = Room), Unauthorized, NotFound)
+)]
 async fn show(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -111,12 +153,30 @@ async fn show(
     Ok(Json(visible(&state, &id.into(), &auth.user_id).await?.room))
 }
 
-#[derive(Deserialize)]
+/// The room of the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct RoomPath {
+    /// The room's id.
+    id: String,
+}
+
+#[derive(Deserialize, ToSchema)]
 struct UpdateBody {
     name: Option<String>,
+    /// An empty topic clears it.
     topic: Option<String>,
 }
 
+/// Renames a room or changes its topic (owner or admin).
+#[utoipa::path(
+    patch, path = "/rooms/{id}", tag = "rooms", security(("bearer" = [])), params(RoomPath), request_body = UpdateBody,
+    responses(
+        (status = 200, description = "the room", body = Room),
+        InvalidRequest, Unauthorized, Forbidden, NotFound, TooLarge, Unprocessable
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -140,6 +200,11 @@ async fn update(
     Ok(Json(room))
 }
 
+/// Joins a public room.
+#[utoipa::path(
+    post, path = "/rooms/{id}/join", tag = "rooms", security(("bearer" = [])), params(RoomPath),
+    responses((status = 200, description = "the room", body = Room), Unauthorized, NotFound, Conflict)
+)]
 async fn join(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -158,6 +223,11 @@ async fn join(
     Ok(Json(room))
 }
 
+/// Leaves a group room.
+#[utoipa::path(
+    post, path = "/rooms/{id}/leave", tag = "rooms", security(("bearer" = [])), params(RoomPath),
+    responses((status = 204, description = "left"), Unauthorized, Forbidden, NotFound)
+)]
 async fn leave(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -174,22 +244,37 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A room's members with their roles.
+#[utoipa::path(
+    get, path = "/rooms/{id}/members", tag = "rooms", security(("bearer" = [])), params(RoomPath),
+    responses((status = 200, description = "members", body = MemberList), Unauthorized, Forbidden, NotFound)
+)]
 async fn members(
     State(state): State<AppState>,
     Auth(auth): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MemberList>> {
     let room_id = RoomId::from(id);
     member_access(&state, &room_id, &auth.user_id).await?;
-    Ok(Json(json!({ "members": state.store.members(&room_id).await? })))
+    Ok(Json(MemberList { members: state.store.members(&room_id).await? }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct AddMemberBody {
     user_id: UserId,
+    /// `member` when absent.
     role: Option<Role>,
 }
 
+/// Adds a user to a room (to a private room: owner or admin only).
+#[utoipa::path(
+    post, path = "/rooms/{id}/members", tag = "rooms", security(("bearer" = [])), params(RoomPath),
+    request_body = AddMemberBody,
+    responses(
+        (status = 201, description = "the new member", body = Member),
+        InvalidRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, Unprocessable
+    )
+)]
 async fn add_member(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -216,6 +301,12 @@ async fn add_member(
     Ok((StatusCode::CREATED, Json(Member { user: user.user, role: new_role, joined_at: now })))
 }
 
+/// Removes a member; anyone may remove themselves.
+#[utoipa::path(
+    delete, path = "/rooms/{id}/members/{user_id}", tag = "rooms", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the room's id"), ("user_id" = String, Path, description = "the member's user id")),
+    responses((status = 204, description = "removed"), Unauthorized, Forbidden, NotFound)
+)]
 async fn remove_member(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -244,11 +335,20 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct DirectBody {
+    /// The other user.
     user_id: UserId,
 }
 
+/// The direct room with another user, created on first use.
+#[utoipa::path(
+    post, path = "/dms", tag = "rooms", security(("bearer" = [])), request_body = DirectBody,
+    responses(
+        (status = 200, description = "the direct room", body = Room),
+        InvalidRequest, Unauthorized, NotFound, TooLarge, Unprocessable
+    )
+)]
 async fn direct(
     State(state): State<AppState>,
     Auth(auth): Auth,

@@ -2,42 +2,74 @@
 
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery, Auth};
+use crate::openapi::{InvalidRequest, NotFound, TooLarge, Unauthorized, Unprocessable};
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use parlor_domain::model::{OwnUser, PresenceInfo, PresenceStatus};
+use parlor_domain::model::{OwnUser, PresenceInfo, PresenceStatus, User};
 use parlor_domain::ports::ProfilePatch;
 use parlor_domain::{Error, Timestamp, UserId, validate};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The routes under `/users`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(search))
-        .route("/users/me", get(me).patch(update_me))
-        .route("/users/me/password", post(change_password))
-        .route("/users/{id}", get(user))
-        .route("/unsubscribe", get(unsubscribe).post(unsubscribe))
+/// The routes under `/users`, and the unsubscribe link.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(me, update_me))
+        .routes(routes!(change_password))
+        .routes(routes!(user))
+        .routes(routes!(unsubscribe, unsubscribe_by_form))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UnsubscribeQuery {
+    /// The signed token of the link in the e-mail.
     token: Option<String>,
 }
 
-/// `GET` or `POST /api/v1/unsubscribe?token=`: the link in every e-mail; no login needed.
+/// The answer of the unsubscribe link.
+#[derive(Serialize, ToSchema)]
+struct Unsubscribed {
+    unsubscribed: bool,
+    email_notifications: bool,
+}
+
+/// The link in every e-mail: turns unread-message e-mails off; no login needed.
+#[utoipa::path(
+    get, path = "/unsubscribe", tag = "users", params(UnsubscribeQuery),
+    responses((status = 200, description = "e-mails are off", body = Unsubscribed), InvalidRequest, Unauthorized)
+)]
 async fn unsubscribe(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<UnsubscribeQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Unsubscribed>> {
     let token = query.token.unwrap_or_default();
     state.accounts.unsubscribe(&token).await?;
-    Ok(Json(json!({ "unsubscribed": true, "email_notifications": false })))
+    Ok(Json(Unsubscribed { unsubscribed: true, email_notifications: false }))
 }
 
+/// The same as `GET`, for mail clients' one-click unsubscribe (RFC 8058).
+#[utoipa::path(
+    post, path = "/unsubscribe", tag = "users", params(UnsubscribeQuery),
+    responses((status = 200, description = "e-mails are off", body = Unsubscribed), InvalidRequest, Unauthorized)
+)]
+async fn unsubscribe_by_form(
+    state: State<AppState>,
+    query: ApiQuery<UnsubscribeQuery>,
+) -> ApiResult<Json<Unsubscribed>> {
+    unsubscribe(state, query).await
+}
+
+/// The caller's own profile.
+#[utoipa::path(
+    get, path = "/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "the caller", body = OwnUser), Unauthorized)
+)]
 async fn me(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<Json<OwnUser>> {
     let record = state
         .store
@@ -47,11 +79,12 @@ async fn me(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<Json<O
     Ok(Json(record.own()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct PatchMe {
     display_name: Option<String>,
     /// Absent: unchanged; null or "": cleared.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     email: Option<Option<String>>,
     email_notifications: Option<bool>,
 }
@@ -61,6 +94,14 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
+/// Changes the caller's display name, e-mail address or e-mail preference; absent fields stay.
+#[utoipa::path(
+    patch, path = "/users/me", tag = "users", security(("bearer" = [])), request_body = PatchMe,
+    responses(
+        (status = 200, description = "the updated profile", body = OwnUser),
+        InvalidRequest, Unauthorized, TooLarge, Unprocessable
+    )
+)]
 async fn update_me(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -76,12 +117,20 @@ async fn update_me(
     Ok(Json(state.store.update_profile(&auth.user_id, patch).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct PasswordBody {
     current_password: String,
     new_password: String,
 }
 
+/// Changes the password; every other session ends.
+#[utoipa::path(
+    post, path = "/users/me/password", tag = "users", security(("bearer" = [])), request_body = PasswordBody,
+    responses(
+        (status = 204, description = "changed"),
+        InvalidRequest, Unauthorized, Unprocessable
+    )
+)]
 async fn change_password(
     State(state): State<AppState>,
     Auth(auth): Auth,
@@ -91,11 +140,25 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A user with presence.
+#[derive(Serialize, ToSchema)]
+struct Profile {
+    #[serde(flatten)]
+    user: User,
+    presence: PresenceInfo,
+}
+
+/// A user's public profile and presence.
+#[utoipa::path(
+    get, path = "/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the user's id")),
+    responses((status = 200, description = "the user", body = Profile), Unauthorized, NotFound)
+)]
 async fn user(
     State(state): State<AppState>,
-    Auth(_): Auth,
+    Auth(_caller): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Profile>> {
     let id = UserId::from(id);
     let record =
         state.store.user_by_id(&id).await?.ok_or_else(|| Error::NotFound("user not found".into()))?;
@@ -105,26 +168,37 @@ async fn user(
     } else {
         PresenceInfo { status: PresenceStatus::Offline, last_seen_at: record.last_seen_at }
     };
-    let mut body = json!(record.user);
-    body["presence"] = json!(presence);
-    Ok(Json(body))
+    Ok(Json(Profile { user: record.user, presence }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
+    /// The start of a username, matched regardless of case.
     q: Option<String>,
 }
 
+/// Users found.
+#[derive(Serialize, ToSchema)]
+struct UserList {
+    users: Vec<User>,
+}
+
+/// Finds users by the start of their username (up to 20).
+#[utoipa::path(
+    get, path = "/users", tag = "users", security(("bearer" = [])), params(SearchQuery),
+    responses((status = 200, description = "matching users", body = UserList), InvalidRequest, Unauthorized, Unprocessable)
+)]
 async fn search(
     State(state): State<AppState>,
-    Auth(_): Auth,
+    Auth(_caller): Auth,
     ApiQuery(query): ApiQuery<SearchQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserList>> {
     let q = query.q.unwrap_or_default();
     let q = q.trim();
     if q.is_empty() {
         return Err(Error::validation("q", "give the start of a username in q").into());
     }
     let users = state.store.search_users(q, 20).await?;
-    Ok(Json(json!({ "users": users })))
+    Ok(Json(UserList { users }))
 }

@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// Frames larger than this are refused by the WebSocket layer itself; frames between the
 /// contract's 64 KiB and this are read and refused by the session, with close code 1009.
@@ -40,6 +41,17 @@ const SYNC_MAX_ROOMS: usize = 1000;
 const BURST: usize = 256;
 
 /// Upgrades the request. The upgrade always succeeds; authentication follows on the socket.
+#[utoipa::path(
+    get, path = "/ws", tag = "realtime",
+    description = "Authenticate with an `Authorization: Bearer` header on the upgrade, or with an `auth` \
+                   frame first; frames are described in docs/api.md.",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 101, description = "switching to the WebSocket protocol; frames as in docs/api.md"),
+        crate::openapi::InvalidRequest,
+        crate::openapi::Unavailable
+    )
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -56,11 +68,16 @@ pub async fn upgrade(
     };
     let header_token = bearer(&headers).map(str::to_owned);
     let tracker = state.tasks.clone();
+    // The connection's lines carry the upgrade request's id.
+    let span = tracing::Span::current();
     ws.max_message_size(HARD_FRAME_LIMIT).max_frame_size(HARD_FRAME_LIMIT).on_upgrade(move |socket| {
-        tracker.track_future(async move {
-            session(socket, state, header_token).await;
-            drop(permit);
-        })
+        tracker.track_future(
+            async move {
+                session(socket, state, header_token).await;
+                drop(permit);
+            }
+            .instrument(span),
+        )
     })
 }
 
@@ -108,7 +125,7 @@ async fn session(socket: WebSocket, state: AppState, header_token: Option<String
         .hub
         .register(auth.user_id.clone(), auth.session_id.clone(), &room_ids, state.settings.outbound_buffer)
         .await;
-    tracing::debug!(conn = conn.id, user_id = %auth.user_id, "connection open");
+    tracing::info!(conn = conn.id, user_id = %auth.user_id, "connection open");
     run(&state, &conn, &auth, rx, sink, stream).await;
     state.hub.unregister(&conn).await;
     // Record the time first, so that nobody sees the user offline with an older last_seen_at.
@@ -120,7 +137,7 @@ async fn session(socket: WebSocket, state: AppState, header_token: Option<String
         let rooms = state.store.user_room_ids(&auth.user_id).await.unwrap_or_default();
         events::presence(&state, &auth.user_id, PresenceStatus::Offline, Some(now), rooms).await;
     }
-    tracing::debug!(conn = conn.id, code = ?conn.close_code(), "connection closed");
+    tracing::info!(conn = conn.id, code = ?conn.close_code(), "connection closed");
 }
 
 /// Authenticates by the header token, or else by an `auth` first frame within the time allowed.

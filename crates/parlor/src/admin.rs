@@ -1,5 +1,6 @@
-//! Administration from the command line: `config check`, `user create|reset-password`,
-//! `room create`. They work on the store directly, with the same domain code the API uses.
+//! Administration from the command line: `config check`, `user create|reset-password|disable|
+//! enable`, `room create` (and `seed`, in its own module). They work on the store directly, with
+//! the same domain code the API uses.
 
 use crate::settings::{ConfigCommand, RoomCommand, StoreArgs, UserCommand};
 use crate::wiring::StoreHandle;
@@ -79,8 +80,9 @@ pub async fn config(command: ConfigCommand) -> anyhow::Result<()> {
 }
 
 /// Accounts over the store, for commands (sessions they end are announced on an in-process bus
-/// nobody listens to: running gateways refuse those tokens at their next use).
-async fn accounts(store: &StoreHandle, data_dir: &std::path::Path) -> anyhow::Result<Accounts> {
+/// nobody listens to: running gateways refuse those tokens at their next use, and close those
+/// sessions' WebSockets when they next look at the store for ended sessions, within seconds).
+pub(crate) async fn accounts(store: &StoreHandle, data_dir: &std::path::Path) -> anyhow::Result<Accounts> {
     let secret =
         std::fs::read_to_string(data_dir.join("jwt-secret")).unwrap_or_else(|_| "unused-for-commands".into());
     let settings = AccountSettings {
@@ -91,7 +93,7 @@ async fn accounts(store: &StoreHandle, data_dir: &std::path::Path) -> anyhow::Re
     Ok(Accounts::new(store.port(), Arc::new(LocalBus::new()), settings).await?)
 }
 
-async fn open(store: &StoreArgs) -> anyhow::Result<StoreHandle> {
+pub(crate) async fn open(store: &StoreArgs) -> anyhow::Result<StoreHandle> {
     StoreHandle::open(store).await
 }
 
@@ -122,6 +124,38 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
                 accounts.reset_password(&username, &password.0).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("password reset for {} ({}); every session ended", user.user.username, user.user.id);
             handle.close().await;
+        }
+        UserCommand::Disable { username, store } => {
+            let handle = open(&store).await?;
+            let accounts = accounts(&handle, &store.data_dir).await?;
+            let done = accounts.disable(&username).await;
+            handle.close().await;
+            let done = done.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let who = format!("{} ({})", done.user.user.username, done.user.user.id);
+            if done.already {
+                println!("{who} was already disabled (since {})", done.since);
+            } else {
+                println!("disabled {who}");
+            }
+            println!(
+                "{} session(s) ended; it cannot log in, refresh or recover until `parlor user enable {}`",
+                done.sessions_ended, done.user.user.username
+            );
+        }
+        UserCommand::Enable { username, store } => {
+            let handle = open(&store).await?;
+            let accounts = accounts(&handle, &store.data_dir).await?;
+            let before = handle.port().user_by_username(&username).await;
+            let done = accounts.enable(&username).await;
+            handle.close().await;
+            let user = done.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let was_disabled = before.ok().flatten().is_some_and(|r| r.disabled_at.is_some());
+            let who = format!("{} ({})", user.user.username, user.user.id);
+            if was_disabled {
+                println!("enabled {who}; it can log in again");
+            } else {
+                println!("{who} was not disabled; nothing changed");
+            }
         }
     }
     Ok(())

@@ -1,6 +1,8 @@
 //! The `parlor` executable: parses the configuration once and runs the role asked for.
 
 mod admin;
+mod ended;
+mod seed;
 mod serve;
 mod settings;
 mod wiring;
@@ -10,8 +12,39 @@ use settings::{Cli, Command, LogFormat};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// Libraries that log what passes through them (message text in the HTML sanitiser, frames in
+/// the WebSocket, HTTP/2, AMQP and SMTP code) at debug or trace level. They stay at `warn` unless
+/// `RUST_LOG` names them, so that `RUST_LOG=debug` never writes a body or a token to the log.
+const CONTENT_LOGGING: [&str; 12] = [
+    "html5ever",
+    "markup5ever",
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "tonic",
+    "tower",
+    "lapin",
+    "amq_protocol",
+    "lettre",
+];
+
+fn log_filter(spec: &str) -> EnvFilter {
+    let mut filter = EnvFilter::builder().parse_lossy(spec);
+    for target in CONTENT_LOGGING {
+        if !spec.contains(target)
+            && let Ok(directive) = format!("{target}=warn").parse()
+        {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 fn init_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let filter = log_filter(&spec);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
     match format {
@@ -35,6 +68,7 @@ async fn main() -> ExitCode {
         Command::Config(command) => admin::config(command).await,
         Command::User(command) => admin::user(command).await,
         Command::Room(command) => admin::room(command).await,
+        Command::Seed(args) => seed::seed(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -183,9 +183,37 @@ async fn start_gateway(
     )
     .await?;
     let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    spawn_queue_depth(broker.queue.clone(), stop.clone());
     tracing::info!("listening on {}", listener.local_addr()?);
+    // Sessions ended by a command in another process (`parlor user disable`) close here too.
+    crate::ended::spawn(gateway.clone(), stop.clone());
     let server = tokio::spawn(parlor_gateway::serve(listener, gateway.clone(), Duration::from_secs(3)));
     Ok((RunningGateway { server, stop }, gateway))
+}
+
+/// Samples the queue's depth into `parlor_queue_depth{partition}` every 5 s until `stop`. Every
+/// gateway reports the same shared queue, so dashboards take the max per partition, not the sum.
+fn spawn_queue_depth(queue: Arc<dyn parlor_domain::ports::Queue>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            match tokio::time::timeout(Duration::from_secs(3), queue.depths()).await {
+                Ok(Ok(Some(depths))) => {
+                    for (p, depth) in depths.into_iter().enumerate() {
+                        metrics::gauge!("parlor_queue_depth", "partition" => p.to_string()).set(depth as f64);
+                    }
+                }
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => tracing::debug!(error = %e, "queue depth unknown"),
+                Err(_) => tracing::debug!("queue depth: no answer in 3 s"),
+            }
+        }
+    });
 }
 
 /// Serves gRPC routes (with health and reflection) until `stop`.

@@ -8,8 +8,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// parlor: a realtime chat server in one binary.
+///
+/// Accounts, group rooms and direct messages, history with search, read markers, presence and
+/// typing, over a REST API and one WebSocket. `parlor serve` runs everything in one process on an
+/// embedded SQLite database; the other roles let it scale out over PostgreSQL, Redis and
+/// RabbitMQ. Every setting is a flag and a `PARLOR_*` variable (a flag wins).
 #[derive(Parser, Debug)]
-#[command(name = "parlor", version, about, long_about = None)]
+#[command(name = "parlor", version, about, after_help = help::CLI)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -30,28 +35,147 @@ pub enum LogFormat {
 pub enum Command {
     /// Run every role in one process: embedded (SQLite, in-process queue and bus) by default, or
     /// over PostgreSQL, Redis and RabbitMQ when their URLs are given.
+    ///
+    /// With no configuration it keeps its data in SQLite under --data-dir and needs nothing else
+    /// installed; --database-url, --redis-url and --amqp-url move the store, the bus and the
+    /// queue to those servers. It logs `listening on <address>` once it listens; SIGTERM or
+    /// Ctrl-C closes WebSockets with 1001, finishes what is in flight and exits 0.
+    #[command(after_help = help::SERVE)]
     Serve(Box<ServeArgs>),
     /// Run the gateway role alone (REST, WebSocket, accounts): needs PostgreSQL and Redis.
+    ///
+    /// Any number of gateways run side by side behind a load balancer; they must share
+    /// --jwt-secret, the database, Redis and --worker-partitions. With --users-url it checks
+    /// tokens with a `Users` service instead of in process.
+    #[command(after_help = help::GATEWAY)]
     Gateway(Box<GatewayArgs>),
     /// Run the worker role alone (queue in, review, store, publish): needs PostgreSQL and Redis.
+    ///
+    /// Each queue partition is applied by one worker at a time; start as many workers as you
+    /// like and they share the partitions. With --moderation-url it reviews with a `Moderation`
+    /// service instead of in process.
+    #[command(after_help = help::WORKER)]
     Worker(Box<WorkerArgs>),
     /// Run the moderation role alone: the gRPC `Moderation` service.
+    ///
+    /// Reviews and renders message bodies for workers started with --moderation-url.
+    #[command(after_help = help::MODERATION)]
     Moderation(Box<ModerationArgs>),
     /// Run the users role alone: the gRPC `Users` service (token checks, users, presence).
+    ///
+    /// Gateways started with --users-url check access tokens here; it needs the gateways'
+    /// --jwt-secret.
+    #[command(after_help = help::USERS)]
     Users(Box<UsersArgs>),
     /// Run the notifier role alone: unread-message e-mails (any number of them side by side).
+    ///
+    /// Mails a digest of unread messages (direct messages and mentions) once they have waited
+    /// --notify-after, over --smtp-url, or to the log without it.
+    #[command(after_help = help::NOTIFIER)]
     Notifier(Box<NotifierArgs>),
     /// Apply the database migrations (or revert the newest, PostgreSQL only) and exit.
+    ///
+    /// Every role applies the migrations at start-up unless given --no-migrate; run this once
+    /// before a deployment whose processes have --no-migrate.
+    #[command(after_help = help::MIGRATE)]
     Migrate(MigrateArgs),
     /// Look at the configuration.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::CONFIG)]
     Config(ConfigCommand),
-    /// Manage accounts from the command line.
-    #[command(subcommand)]
+    /// Manage accounts from the command line: create, reset a password, disable, enable.
+    ///
+    /// These commands work on the database directly (point them at the server's --data-dir or
+    /// --database-url); they may run while the server runs.
+    #[command(subcommand, after_help = help::USER)]
     User(UserCommand),
     /// Manage rooms from the command line.
-    #[command(subcommand)]
+    ///
+    /// These commands work on the database directly (point them at the server's --data-dir or
+    /// --database-url); they may run while the server runs.
+    #[command(subcommand, after_help = help::ROOM)]
     Room(RoomCommand),
+    /// Fill the database with a lively demo: users, rooms, a direct conversation and history.
+    ///
+    /// Creates six demo users (alice, bob, carol, dave, erin, frank) who share one password,
+    /// four public rooms with topics (general, random, rust, book-club), a private one
+    /// (core-team), a direct conversation between alice and bob, and about a hundred messages
+    /// spread over the past three days, with markdown, links, mentions, replies and an edit.
+    /// Everything goes through the same code as the API: accounts are registered, messages are
+    /// reviewed and rendered, then stored. Running it again adds only what is missing. It works
+    /// on the database directly and may run while the server runs. For demos and development:
+    /// anyone who reads this help knows the password.
+    #[command(after_help = help::SEED)]
+    Seed(SeedArgs),
+}
+
+/// The examples at the end of each command's help.
+mod help {
+    pub const CLI: &str = r#"Examples:
+  parlor serve                              everything in one process, data in ./data
+  parlor seed && parlor serve               the same, with a demo to look at
+  parlor user create --username admin --password 'a long password'
+  parlor user disable mallory               cut an account off at once
+  parlor serve --help                       every flag of a command, with its variable"#;
+    pub const SERVE: &str = r#"Examples:
+  parlor serve
+  parlor serve --listen 0.0.0.0:8080 --data-dir /var/lib/parlor
+  parlor serve --listen 127.0.0.1:0         a free port, logged as `listening on <address>`
+  PARLOR_DATABASE_URL=postgres://postgres@127.0.0.1/parlor \
+    PARLOR_REDIS_URL=redis://127.0.0.1:6379 \
+    PARLOR_JWT_SECRET=change-me-to-a-long-random-secret parlor serve"#;
+    pub const GATEWAY: &str = r#"Example:
+  export PARLOR_DATABASE_URL=postgres://postgres@127.0.0.1/parlor PARLOR_REDIS_URL=redis://127.0.0.1:6379
+  export PARLOR_JWT_SECRET=change-me-to-a-long-random-secret
+  parlor gateway --listen 127.0.0.1:8081 & parlor gateway --listen 127.0.0.1:8082 &"#;
+    pub const WORKER: &str = r#"Example:
+  export PARLOR_DATABASE_URL=postgres://postgres@127.0.0.1/parlor PARLOR_REDIS_URL=redis://127.0.0.1:6379
+  parlor worker & parlor worker &"#;
+    pub const MODERATION: &str = r#"Example:
+  parlor moderation --grpc-listen 127.0.0.1:50051 &
+  parlor worker --moderation-url http://127.0.0.1:50051"#;
+    pub const USERS: &str = r#"Example:
+  parlor users --grpc-listen 127.0.0.1:50052 --jwt-secret "$PARLOR_JWT_SECRET" &
+  parlor gateway --users-url http://127.0.0.1:50052"#;
+    pub const NOTIFIER: &str = r#"Example:
+  parlor notifier --jwt-secret "$PARLOR_JWT_SECRET" --smtp-url smtp://127.0.0.1:25 \
+    --public-url https://chat.example.com"#;
+    pub const MIGRATE: &str = r#"Examples:
+  parlor migrate --database-url postgres://postgres@127.0.0.1/parlor
+  parlor migrate down --database-url postgres://postgres@127.0.0.1/parlor"#;
+    pub const CONFIG: &str = r#"Example:
+  parlor config check --database-url postgres://postgres@127.0.0.1/parlor --jwt-secret "$SECRET""#;
+    pub const CONFIG_CHECK: &str = r#"Examples:
+  parlor config check --database-url postgres://postgres@127.0.0.1/parlor --jwt-secret "$SECRET"
+  PARLOR_REDIS_URL=redis://127.0.0.1:6379 parlor config check"#;
+    pub const USER: &str = r#"Examples:
+  parlor user create --username admin --password 'a long password'
+  parlor user reset-password --username admin --password 'another one'
+  parlor user disable mallory
+  parlor user enable mallory
+  parlor user disable mallory --database-url postgres://postgres@127.0.0.1/parlor"#;
+    pub const USER_CREATE: &str = r#"Examples:
+  parlor user create --username admin --password 'a long password'
+  PARLOR_NEW_USER_PASSWORD='a long password' parlor user create --username admin \
+    --display-name 'The Admin' --email admin@example.com --data-dir /var/lib/parlor"#;
+    pub const USER_RESET: &str = r#"Example:
+  parlor user reset-password --username admin --password 'another long password'"#;
+    pub const USER_DISABLE: &str = r#"Examples:
+  parlor user disable mallory
+  parlor user disable mallory --data-dir /var/lib/parlor
+  parlor user disable mallory --database-url postgres://postgres@127.0.0.1/parlor"#;
+    pub const USER_ENABLE: &str = r#"Example:
+  parlor user enable mallory --data-dir /var/lib/parlor"#;
+    pub const ROOM: &str = r#"Example:
+  parlor room create --name Announcements --owner admin --topic 'News from the team'"#;
+    pub const ROOM_CREATE: &str = r#"Examples:
+  parlor room create --name Announcements --owner admin --topic 'News from the team'
+  parlor room create --name staff --owner admin --private"#;
+    pub const SEED: &str = r#"Examples:
+  parlor seed                               into ./data (SQLite); then: parlor serve
+  parlor seed --data-dir /tmp/demo && parlor serve --data-dir /tmp/demo
+  parlor seed --database-url postgres://postgres@127.0.0.1/parlor
+  curl -s -X POST localhost:8080/api/v1/auth/login \
+    -d '{"username":"alice","password":"parlor-demo"}'"#;
 }
 
 /// A secret that never shows in logs or `Debug` output.
@@ -349,6 +473,10 @@ pub struct NotifierArgs {
 pub enum ConfigCommand {
     /// Print the effective configuration of `serve` (secrets masked) and what is wrong with it;
     /// exits 1 if anything is.
+    ///
+    /// Takes every flag and variable `serve` takes, so it shows what `serve` would run with.
+    /// Nothing is connected to: it checks the shape of addresses, URLs and files.
+    #[command(after_help = help::CONFIG_CHECK)]
     Check(Box<ServeArgs>),
 }
 
@@ -356,24 +484,65 @@ pub enum ConfigCommand {
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
     /// Create an account; prints its id and recovery phrase.
+    ///
+    /// The same rules as `POST /api/v1/auth/register`: a username of 3-32 characters of
+    /// `A-Z a-z 0-9 _ . -`, unique case-insensitively, and a password of 8-128 characters. The
+    /// recovery phrase is printed once and stored only as a hash.
+    #[command(after_help = help::USER_CREATE)]
     Create {
+        /// The new account's username.
         #[arg(long)]
         username: String,
+        /// Its password (8-128 characters); the variable keeps it out of the shell's history.
         #[arg(long, env = "PARLOR_NEW_USER_PASSWORD")]
         password: Secret,
+        /// Its display name (the username by default).
         #[arg(long)]
         display_name: Option<String>,
+        /// Its e-mail address, for unread-message e-mails.
         #[arg(long)]
         email: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Set a new password; every session of the account ends.
+    ///
+    /// Its access and refresh tokens are refused from then on, and its WebSockets are closed
+    /// (code 4001) within a few seconds. The recovery phrase stays as it was.
+    #[command(after_help = help::USER_RESET)]
     ResetPassword {
+        /// The account's username.
         #[arg(long)]
         username: String,
+        /// The new password (8-128 characters).
         #[arg(long, env = "PARLOR_NEW_USER_PASSWORD")]
         password: Secret,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Disable an account: it cannot log in, refresh or recover, and every session ends.
+    ///
+    /// Its access and refresh tokens are refused (401) from then on, a WebSocket it opens is
+    /// refused (an `unauthorized` error, close code 4001), and the WebSockets it has open are
+    /// closed the same way within a few seconds. Logging in or recovering with the right
+    /// password or phrase answers 403 `forbidden` ("this account has been disabled"); a wrong
+    /// one stays 401. Nothing else changes: its messages, rooms and profile stay visible.
+    /// Disabling a disabled account does nothing; `parlor user enable` undoes it.
+    #[command(after_help = help::USER_DISABLE)]
+    Disable {
+        /// The account's username (any case).
+        username: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Enable a disabled account again.
+    ///
+    /// Its password and recovery phrase work again; the sessions that ended when it was
+    /// disabled stay ended, so it logs in afresh. Enabling an active account does nothing.
+    #[command(after_help = help::USER_ENABLE)]
+    Enable {
+        /// The account's username (any case).
+        username: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -383,12 +552,18 @@ pub enum UserCommand {
 #[derive(Subcommand, Debug)]
 pub enum RoomCommand {
     /// Create a group room owned by an existing user; prints its id.
+    ///
+    /// The owner is its first member. A public room is listed in `GET /api/v1/rooms/public`
+    /// and anyone may join it; members of a private one are added by its owner or admins.
+    #[command(after_help = help::ROOM_CREATE)]
     Create {
+        /// The room's name (1-100 characters).
         #[arg(long)]
         name: String,
         /// Username of the owner.
         #[arg(long)]
         owner: String,
+        /// Its topic (up to 1000 characters).
         #[arg(long)]
         topic: Option<String>,
         /// A private room (default public).
@@ -397,4 +572,14 @@ pub enum RoomCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// Settings of `parlor seed`.
+#[derive(Args, Debug)]
+pub struct SeedArgs {
+    /// The password of the demo users the seed creates (8-128 characters).
+    #[arg(long, default_value = "parlor-demo")]
+    pub password: Secret,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }

@@ -6,7 +6,7 @@ use common::TestApp;
 use serde_json::json;
 
 #[tokio::test]
-async fn metrics_count_connections_messages_fan_out_and_send_to_ack_latency() {
+async fn metrics_count_connections_messages_fan_out_latency_queue_and_store_reads() {
     let app = TestApp::spawn().await;
     let (alice, bob, room) = app.alice_and_bob_in("general").await;
     let mut a = app.ws(&alice.token).await;
@@ -16,6 +16,9 @@ async fn metrics_count_connections_messages_fan_out_and_send_to_ack_latency() {
     b.next_of_type("message.created").await;
     a.send(json!({"type": "send", "room_id": room, "body": "buy followers", "nonce": "m-2"})).await;
     a.next_of_type("error").await;
+    assert_eq!(app.history(&bob, &room).await.len(), 1);
+    let (status, found) = app.get("/api/v1/search?q=counted", &bob.token).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{found}");
 
     let resp = reqwest::get(app.url("/metrics")).await.expect("metrics answer");
     assert_eq!(resp.status(), reqwest::StatusCode::OK);
@@ -28,15 +31,31 @@ async fn metrics_count_connections_messages_fan_out_and_send_to_ack_latency() {
         "parlor_messages_in_total{kind=\"send_ws\"} 2",
         "parlor_messages_stored_total 1",
         "parlor_rejected_total{reason=\"blocked_word\"} 1",
-        "parlor_frames_out_total 2",
+        // Both sockets got the message event; Alice also got her ack and her error.
+        "parlor_frames_out_total{kind=\"message\"} 2",
+        "parlor_frames_out_total{kind=\"direct\"} 2",
+        // Both sends went through the queue, each with its enqueue time.
+        "parlor_queue_lag_seconds_count 2",
+        "parlor_store_seconds_count{op=\"history\"} 1",
+        "parlor_store_seconds_count{op=\"search\"} 1",
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
     }
-    for name in
-        ["parlor_send_ack_seconds_bucket", "parlor_fanout_size_bucket", "parlor_store_apply_seconds_bucket"]
-    {
+    for name in [
+        "parlor_send_ack_seconds_bucket",
+        "parlor_fanout_size_bucket",
+        "parlor_store_apply_seconds_bucket",
+        "parlor_queue_lag_seconds_bucket",
+        "parlor_store_seconds_bucket{op=\"history\"",
+        "parlor_store_seconds_bucket{op=\"search\"",
+    ] {
         assert!(text.contains(name), "{name} in\n{text}");
     }
+    // The in-process queue's depth, one gauge a partition (4 by default), sampled at start-up and
+    // every 5 s: nothing waits once the sends are answered.
+    let depths: Vec<&str> = text.lines().filter(|l| l.starts_with("parlor_queue_depth{partition=")).collect();
+    assert_eq!(depths.len(), 4, "{depths:?}");
+    assert!(depths.iter().all(|l| l.ends_with(" 0")), "{depths:?}");
     assert!(
         text.lines().all(|l| l.is_empty() || l.starts_with('#') || l.starts_with("parlor_")),
         "every name is parlor_*"

@@ -9,3 +9,24 @@ pub mod sqlite;
 
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
+
+/// Times one of the reads the gateway serves into `parlor_store_seconds{op}`, the same for every
+/// driver: made first thing in the read, it records when dropped, on every way out (an answer,
+/// an error, a cancelled request).
+pub(crate) struct ReadTimer {
+    op: &'static str,
+    started: std::time::Instant,
+}
+
+impl ReadTimer {
+    pub(crate) fn start(op: &'static str) -> Self {
+        Self { op, started: std::time::Instant::now() }
+    }
+}
+
+impl Drop for ReadTimer {
+    fn drop(&mut self) {
+        metrics::histogram!("parlor_store_seconds", "op" => self.op)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}

@@ -60,6 +60,7 @@ pub fn user_record(row: &impl Get) -> Result<UserRecord> {
         password_hash: row.text("password_hash")?,
         phrase_hash: row.text("phrase_hash")?,
         last_seen_at: row.opt_int("last_seen_at")?.map(Timestamp),
+        disabled_at: row.opt_int("disabled_at")?.map(Timestamp),
     })
 }
 

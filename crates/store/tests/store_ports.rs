@@ -460,6 +460,54 @@ async fn notification_jobs_are_written_with_the_message_and_claimed_once_per_rec
     assert_eq!(store.pending_jobs().await.expect("count"), 0);
 }
 
+async fn accounts_are_disabled_and_enabled_and_ended_sessions_are_found_by_time(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    assert_eq!(store.user_by_id(&alice).await.expect("load").expect("alice").disabled_at, None);
+    let t1 = Timestamp(1_000_000);
+    let disabled = store.set_disabled(&alice, Some(t1)).await.expect("disable").expect("alice");
+    assert_eq!(disabled.disabled_at, Some(t1));
+    let again = store.set_disabled(&alice, Some(Timestamp(2_000_000))).await.expect("again").expect("alice");
+    assert_eq!(again.disabled_at, Some(t1), "a disabled account keeps the time it was disabled");
+    let by_name = store.user_by_username("ALICE").await.expect("lookup").expect("alice");
+    assert_eq!(by_name.disabled_at, Some(t1));
+    assert_eq!(store.user_by_id(&bob).await.expect("load").expect("bob").disabled_at, None, "bob is not");
+    let enabled = store.set_disabled(&alice, None).await.expect("enable").expect("alice");
+    assert_eq!(enabled.disabled_at, None);
+    assert!(store.set_disabled(&UserId::generate(), Some(t1)).await.expect("unknown").is_none());
+
+    let now = Timestamp::now();
+    let mut sessions = Vec::new();
+    for (i, who) in [&alice, &alice, &bob].into_iter().enumerate() {
+        let sid = SessionId::generate();
+        let s = parlor_domain::model::SessionRecord {
+            id: sid.clone(),
+            user_id: who.clone(),
+            created_at: now,
+            last_seen_at: now,
+            user_agent: None,
+            revoked_at: None,
+        };
+        store.create_session(s, &format!("e{i}"), now.plus_millis(60_000)).await.expect("session");
+        sessions.push(sid);
+    }
+    assert!(store.sessions_ended_since(now.plus_millis(-60_000), 10).await.expect("none yet").is_empty());
+    store.revoke_session(&sessions[2], now.plus_millis(10)).await.expect("revoke");
+    let ended = store.revoke_user_sessions(&alice, None, now.plus_millis(20)).await.expect("revoke all");
+    assert_eq!(ended.len(), 2);
+    let found = store.sessions_ended_since(now, 10).await.expect("ended");
+    let ids: Vec<SessionId> = found.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(ids[0], sessions[2], "in the order they ended: {ids:?}");
+    assert_eq!(ids.len(), 3);
+    assert!(found.iter().all(|s| s.revoked_at.is_some()));
+    assert_eq!(found[0].user_id, bob);
+    let later = store.sessions_ended_since(now.plus_millis(15), 10).await.expect("later");
+    assert_eq!(later.len(), 2, "only alice's");
+    assert!(later.iter().all(|s| s.user_id == alice));
+    assert_eq!(store.sessions_ended_since(now, 1).await.expect("limited").len(), 1);
+    assert!(store.sessions_ended_since(now.plus_millis(21), 10).await.expect("after").is_empty());
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -495,4 +543,5 @@ suite!(
     history_pages_both_ways_and_search_stays_in_the_users_rooms,
     concurrent_batches_on_one_room_stay_gapless,
     notification_jobs_are_written_with_the_message_and_claimed_once_per_recipient,
+    accounts_are_disabled_and_enabled_and_ended_sessions_are_found_by_time,
 );

@@ -10,6 +10,12 @@ use parlor_domain::{Error, Result, SessionId, Timestamp, UserId, validate};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What a disabled account is told when it proves its credentials (403 `forbidden`; wrong
+/// credentials stay 401, so nobody learns of the state of an account they cannot sign in to).
+fn disabled() -> Error {
+    Error::Forbidden("this account has been disabled; ask an administrator to enable it".into())
+}
+
 /// Token lifetimes and the signing secret.
 #[derive(Clone)]
 pub struct AccountSettings {
@@ -34,6 +40,18 @@ pub struct Registered {
 pub struct SignedIn {
     pub user: OwnUser,
     pub tokens: TokenPair,
+}
+
+/// A disabled account, as `disable` answers it.
+#[derive(Debug)]
+pub struct Disabled {
+    pub user: OwnUser,
+    /// When it was disabled.
+    pub since: Timestamp,
+    /// Whether it was disabled already.
+    pub already: bool,
+    /// How many sessions ended now.
+    pub sessions_ended: usize,
 }
 
 /// The users role in process.
@@ -108,6 +126,10 @@ impl Accounts {
         let hash = record.as_ref().map_or_else(|| self.decoy_hash.clone(), |r| r.password_hash.clone());
         let ok = secrets::verify(password.to_owned(), hash).await?;
         let Some(record) = record.filter(|_| ok) else { return Err(wrong()) };
+        // Only a caller who knows the password learns that the account is disabled.
+        if record.disabled_at.is_some() {
+            return Err(disabled());
+        }
         let tokens = self.start_session(&record.user.id, user_agent).await?;
         Ok(SignedIn { user: record.own(), tokens })
     }
@@ -168,6 +190,9 @@ impl Accounts {
         // Verify even a malformed phrase, so timing does not tell which part was wrong.
         let ok = secrets::verify(typed.clone().unwrap_or_else(|| phrase.to_owned()), hash).await?;
         let Some(record) = record.filter(|_| ok && typed.is_some()) else { return Err(wrong()) };
+        if record.disabled_at.is_some() {
+            return Err(disabled());
+        }
         let new_phrase = secrets::new_phrase()?;
         let (password_hash, phrase_hash) =
             tokio::try_join!(secrets::hash(new_password.to_owned()), secrets::hash(new_phrase.clone()))?;
@@ -191,6 +216,44 @@ impl Accounts {
         let ended = self.store.revoke_user_sessions(&record.user.id, None, Timestamp::now()).await?;
         self.announce_ended(&record.user.id, ended).await;
         Ok(record.own())
+    }
+
+    /// Disables an account from the command line: it can no longer sign in, refresh or recover,
+    /// and every session ends at once (gateways close their WebSockets).
+    pub async fn disable(&self, username: &str) -> Result<Disabled> {
+        let before = self.by_username(username).await?;
+        let record = self
+            .store
+            .set_disabled(&before.user.id, Some(Timestamp::now()))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no user named {username:?}")))?;
+        let ended = self.store.revoke_user_sessions(&record.user.id, None, Timestamp::now()).await?;
+        let sessions_ended = ended.len();
+        self.announce_ended(&record.user.id, ended).await;
+        Ok(Disabled {
+            user: record.own(),
+            since: record.disabled_at.unwrap_or_else(Timestamp::now),
+            already: before.disabled_at.is_some(),
+            sessions_ended,
+        })
+    }
+
+    /// Enables a disabled account again: its password and recovery phrase work as before (the
+    /// sessions ended by `disable` stay ended).
+    pub async fn enable(&self, username: &str) -> Result<OwnUser> {
+        let record = self.by_username(username).await?;
+        self.store
+            .set_disabled(&record.user.id, None)
+            .await?
+            .map(|r| r.own())
+            .ok_or_else(|| Error::NotFound(format!("no user named {username:?}")))
+    }
+
+    async fn by_username(&self, username: &str) -> Result<parlor_domain::model::UserRecord> {
+        self.store
+            .user_by_username(username)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no user named {username:?}")))
     }
 
     /// Changes the password; every other session ends.
@@ -295,6 +358,13 @@ impl Accounts {
                 self.refresh_expiry(now),
             )
             .await?;
+        // An account disabled while this session was being made: `disable` ends the sessions it
+        // finds after marking the account, so either it ended this one or this check sees the mark.
+        let refused = self.store.user_by_id(user_id).await?.is_none_or(|r| r.disabled_at.is_some());
+        if refused {
+            self.store.revoke_session(&session_id, Timestamp::now()).await?;
+            return Err(disabled());
+        }
         let access_token = self.keys.sign(user_id, &session_id, now, self.settings.access_ttl.as_secs())?;
         Ok(TokenPair { access_token, refresh_token, expires_in: self.settings.access_ttl.as_secs() })
     }

@@ -7,7 +7,7 @@ mod accounts;
 mod secrets;
 mod tokens;
 
-pub use accounts::{AccountSettings, Accounts, Registered, SignedIn};
+pub use accounts::{AccountSettings, Accounts, Disabled, Registered, SignedIn};
 pub use tokens::{Authenticated, Claims, TokenPair};
 
 /// Checks access tokens: in process (`Accounts`) or through the `Users` gRPC service.

@@ -71,6 +71,13 @@ async fn consume(ctx: WorkerContext, mut consumer: Box<dyn Consumer>, shutdown: 
 pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Vec<Delivery>) {
     tracing::debug!(size = batch.len(), "batch");
     let now = Timestamp::now();
+    for d in &batch {
+        // From the gateway's clock to this one: clamped at zero when they disagree.
+        if let Some(queued) = d.item.enqueued_at {
+            let lag = (now.millis() - queued.millis()).max(0) as f64 / 1000.0;
+            metrics::histogram!("parlor_queue_lag_seconds").record(lag);
+        }
+    }
     // Review first: a rejected command fails alone and is not part of the transaction.
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
     let mut prepared = Vec::with_capacity(batch.len());
@@ -148,6 +155,7 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
         if matches!(outcome, Outcome::Created { created: true, .. }) {
             metrics::counter!("parlor_messages_stored_total").increment(1);
         }
+        log_outcome(&d.item.request_id, &outcome);
         if let Some(event) = room_event(&outcome) {
             publish(ctx, event).await;
         }
@@ -162,6 +170,25 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
         if let Err(e) = consumer.ack(&tags).await {
             tracing::warn!(error = %e, "could not acknowledge a batch; it will be redelivered and deduplicated by nonce");
         }
+    }
+}
+
+/// One line per command, with the trace id the gateway logged when it queued it; never the body.
+fn log_outcome(trace_id: &str, outcome: &Outcome) {
+    match outcome {
+        Outcome::Created { message, created } => {
+            tracing::debug!(trace_id, room_id = %message.room_id, seq = message.seq, created, "stored");
+        }
+        Outcome::Edited { message } => {
+            tracing::debug!(trace_id, room_id = %message.room_id, seq = message.seq, "edited");
+        }
+        Outcome::Deleted { room_id, seq, .. } => {
+            tracing::debug!(trace_id, room_id = %room_id, seq, "deleted")
+        }
+        Outcome::Failed(Error::Rejected { reason, .. }) => {
+            tracing::info!(trace_id, reason = reason.as_str(), "rejected by moderation");
+        }
+        Outcome::Failed(e) => tracing::info!(trace_id, code = e.code(), error = %e, "refused"),
     }
 }
 

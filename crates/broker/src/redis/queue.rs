@@ -4,7 +4,8 @@
 //! holder renews on every read). When a worker dies its lease runs out, another worker takes it,
 //! claims the dead worker's pending entries with XAUTOCLAIM, and goes on in order. An entry is
 //! acknowledged (XACK, then XDEL) only after its batch is committed; a retried entry is
-//! deduplicated by its nonce.
+//! deduplicated by its nonce. The queue's depth is the streams' length (XLEN): acknowledged
+//! entries are deleted.
 
 use super::{RedisServer, config, unavailable};
 use async_trait::async_trait;
@@ -93,6 +94,19 @@ impl Queue for RedisQueue {
 
     async fn ping(&self) -> Result<()> {
         self.server.ping().await
+    }
+
+    /// XLEN of each partition's stream, in one round trip. An entry is deleted when it is
+    /// acknowledged, so this counts every command not yet committed: waiting to be read, and
+    /// read by a worker (or a dead worker, until it is claimed) but not yet applied.
+    async fn depths(&self) -> Result<Option<Vec<u64>>> {
+        let mut pipe = redis::pipe();
+        for p in 0..self.partitions {
+            pipe.cmd("XLEN").arg(self.stream(p));
+        }
+        let mut conn = self.server.conn();
+        let lengths: Vec<u64> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(Some(lengths))
     }
 }
 

@@ -117,6 +117,7 @@ impl RoomStore for PostgresStore {
     }
 
     async fn user_rooms(&self, user_id: &UserId) -> Result<Vec<Room>> {
+        let _timer = crate::ReadTimer::start("user_rooms");
         let found = sqlx::query(concat!(
             "SELECT ",
             room_cols!(),

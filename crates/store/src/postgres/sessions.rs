@@ -160,4 +160,17 @@ impl SessionStore for PostgresStore {
         .map_err(db_err)?;
         ended.iter().map(|r| r.try_get::<String, _>("id").map(SessionId::from).map_err(db_err)).collect()
     }
+
+    async fn sessions_ended_since(&self, since: Timestamp, limit: i64) -> Result<Vec<SessionRecord>> {
+        let found = sqlx::query(
+            "SELECT id, user_id, created_at, last_seen_at, user_agent, revoked_at FROM sessions \
+             WHERE revoked_at >= $1 ORDER BY revoked_at LIMIT $2",
+        )
+        .bind(since.millis())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        found.iter().map(rows::session).collect()
+    }
 }

@@ -121,6 +121,19 @@ impl UserStore for PostgresStore {
         Ok(())
     }
 
+    async fn set_disabled(&self, id: &UserId, at: Option<Timestamp>) -> Result<Option<UserRecord>> {
+        let sql = match at {
+            Some(_) => "UPDATE users SET disabled_at = COALESCE(disabled_at, $1) WHERE id = $2",
+            None => "UPDATE users SET disabled_at = NULL WHERE id = $1",
+        };
+        let mut query = sqlx::query(sql);
+        if let Some(at) = at {
+            query = query.bind(at.millis());
+        }
+        query.bind(id.as_str()).execute(&self.pool).await.map_err(db_err)?;
+        self.user_by_id(id).await
+    }
+
     async fn set_last_seen(&self, id: &UserId, at: Timestamp) -> Result<()> {
         sqlx::query("UPDATE users SET last_seen_at = $1 WHERE id = $2")
             .bind(at.millis())

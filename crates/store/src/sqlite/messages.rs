@@ -254,6 +254,7 @@ impl MessageStore for SqliteStore {
     }
 
     async fn history(&self, room_id: &RoomId, page: Page, limit: i64) -> Result<(Vec<Message>, bool)> {
+        let _timer = crate::ReadTimer::start("history");
         let fetch = limit + 1;
         let query = match page {
             Page::Latest => sqlx::query(concat!(
@@ -298,6 +299,7 @@ impl MessageStore for SqliteStore {
         room_id: Option<&RoomId>,
         limit: i64,
     ) -> Result<Vec<Message>> {
+        let _timer = crate::ReadTimer::start("search");
         let Some(fts) = fts_query(query) else { return Ok(Vec::new()) };
         let found = sqlx::query(concat!(
             "SELECT ",

@@ -7,7 +7,7 @@
 macro_rules! user_cols {
     () => {
         "id, username, display_name, created_at, email, email_notifications, password_hash, \
-         phrase_hash, last_seen_at"
+         phrase_hash, last_seen_at, disabled_at"
     };
 }
 

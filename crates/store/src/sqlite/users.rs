@@ -122,6 +122,19 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
+    async fn set_disabled(&self, id: &UserId, at: Option<Timestamp>) -> Result<Option<UserRecord>> {
+        let sql = match at {
+            Some(_) => "UPDATE users SET disabled_at = COALESCE(disabled_at, ?) WHERE id = ?",
+            None => "UPDATE users SET disabled_at = NULL WHERE id = ?",
+        };
+        let mut query = sqlx::query(sql);
+        if let Some(at) = at {
+            query = query.bind(at.millis());
+        }
+        query.bind(id.as_str()).execute(&self.writer).await.map_err(db_err)?;
+        self.user_by_id(id).await
+    }
+
     async fn set_last_seen(&self, id: &UserId, at: Timestamp) -> Result<()> {
         sqlx::query("UPDATE users SET last_seen_at = ? WHERE id = ?")
             .bind(at.millis())
