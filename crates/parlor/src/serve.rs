@@ -2,8 +2,8 @@
 //! `migrate`.
 
 use crate::settings::{
-    Direction, GatewayArgs, HttpArgs, MigrateArgs, ModerationArgs, NotifierArgs, NotifyArgs, RpcArgs,
-    ServeArgs, UsersArgs, WorkerArgs, WorkerOpts,
+    Direction, GatewayArgs, HttpArgs, MetricsArgs, MigrateArgs, ModerationArgs, NotifierArgs, NotifyArgs,
+    RpcArgs, ServeArgs, UsersArgs, WorkerArgs, WorkerOpts,
 };
 use crate::wiring::{Broker, StoreHandle};
 use anyhow::{Context, bail};
@@ -369,11 +369,6 @@ async fn stop_worker(worker: RunningWorker) {
 /// `parlor serve`.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     listen_addr(&args.http.listen)?;
-    if args.notify.smtp_url.is_some() {
-        tracing::warn!(
-            "--smtp-url is set but unread-message e-mails are not implemented yet; nothing will be sent"
-        );
-    }
     let store = StoreHandle::open(&args.store).await?;
     let broker = Broker::connect(&args.broker).await?;
     let reviewer = local_reviewer(&args.worker, &store)?;
@@ -483,10 +478,41 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         None => local_reviewer(&args.worker, &store)?,
     };
     let worker = start_worker(&args.worker, &store, &broker, reviewer);
+    let metrics_stop = CancellationToken::new();
+    spawn_metrics(&args.metrics, metrics_stop.clone()).await?;
     signal().await;
     tracing::info!("shutting down");
+    metrics_stop.cancel();
     stop_worker(worker).await;
     store.close().await;
+    Ok(())
+}
+
+/// Serves `/metrics` and `/healthz` for a role that has no HTTP listener of its own, if asked to,
+/// until `stop`.
+async fn spawn_metrics(args: &MetricsArgs, stop: CancellationToken) -> anyhow::Result<()> {
+    use axum::routing::get;
+    let Some(listen) = &args.metrics_listen else { return Ok(()) };
+    let addr = listen_addr(listen).with_context(|| format!("--metrics-listen {listen:?}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;
+    let handle = metrics_handle();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let body = handle.as_ref().map(|h| h.render()).unwrap_or_default();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+            }),
+        )
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }));
+    tracing::info!("metrics listening on {}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+            tracing::error!(error = %e, "the metrics listener failed");
+        }
+    });
     Ok(())
 }
 
@@ -529,6 +555,7 @@ pub async fn moderation(args: ModerationArgs) -> anyhow::Result<()> {
     let routes = tonic::service::Routes::new(ModerationServer::new(ModerationService::new(reviewer)));
     let stop = CancellationToken::new();
     let server = spawn_grpc(&args.grpc_listen, routes, &["parlor.v1.Moderation"], stop.clone()).await?;
+    spawn_metrics(&args.metrics, stop.clone()).await?;
     run_until_signal(server, stop, store).await
 }
 
@@ -543,6 +570,7 @@ pub async fn users(args: UsersArgs) -> anyhow::Result<()> {
     let routes = tonic::service::Routes::new(UsersServer::new(service));
     let stop = CancellationToken::new();
     let server = spawn_grpc(&args.grpc_listen, routes, &["parlor.v1.Users"], stop.clone()).await?;
+    spawn_metrics(&args.metrics, stop.clone()).await?;
     run_until_signal(server, stop, store).await
 }
 
@@ -553,5 +581,6 @@ pub async fn notifier(args: NotifierArgs) -> anyhow::Result<()> {
     let accounts = role_accounts(&args.jwt_secret, &store, &broker).await?;
     let presence = broker.presence(&format!("notifier-{}", uuid_v7()));
     let (task, stop) = start_notifier(&args.notify, &store, presence, accounts)?;
+    spawn_metrics(&args.metrics, stop.clone()).await?;
     run_until_signal(task, stop, store).await
 }

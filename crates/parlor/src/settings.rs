@@ -393,9 +393,20 @@ pub struct GatewayArgs {
     pub users_url: Option<String>,
 }
 
+/// Where a role without an HTTP listener of its own serves `/metrics` and `/healthz`.
+#[derive(Args, Debug, Clone)]
+pub struct MetricsArgs {
+    /// Address of a small HTTP listener answering `GET /metrics` (Prometheus) and `GET /healthz`;
+    /// none when unset. The gateway and `serve` answer both on --listen instead.
+    #[arg(long, env = "PARLOR_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+}
+
 /// Settings of `parlor worker`.
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -417,6 +428,8 @@ pub struct ModerationArgs {
     #[arg(long, env = "PARLOR_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
     pub grpc_listen: String,
     #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
     pub worker: WorkerOpts,
@@ -431,6 +444,8 @@ pub struct UsersArgs {
     /// Token signing key, the same as the gateways'.
     #[arg(long, env = "PARLOR_JWT_SECRET")]
     pub jwt_secret: Secret,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -460,6 +475,8 @@ pub struct NotifierArgs {
     /// Token signing key, the same as the gateways' (it signs the unsubscribe links).
     #[arg(long, env = "PARLOR_JWT_SECRET")]
     pub jwt_secret: Secret,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]

@@ -660,7 +660,11 @@ async fn serve_runs_every_role_in_one_process_over_postgres_and_redis() {
 
 #[tokio::test]
 async fn gateway_worker_moderation_and_users_as_separate_processes_allow_and_reject_over_the_websocket() {
-    let cluster = Cluster::start_with(1, 1, &redis_url(), false, true).await;
+    let mut cluster = Cluster::start_with(1, 0, &redis_url(), false, true).await;
+    // The worker has no HTTP listener of its own: its metrics are served on --metrics-listen.
+    let metrics = format!("127.0.0.1:{}", free_port());
+    cluster.worker_extra.extend(["--metrics-listen".to_owned(), metrics.clone()]);
+    cluster.add_worker();
     let alice = cluster.register(0, "alice").await;
     let bob = cluster.register(0, "bob").await;
     let room = cluster.room(&alice, &[&bob]).await;
@@ -686,6 +690,16 @@ async fn gateway_worker_moderation_and_users_as_separate_processes_allow_and_rej
     assert_eq!(refused["nonce"], "bad-1");
     let history = cluster.history(0, &room, &bob.token).await;
     assert_eq!(history.len(), 1, "the rejected message is not stored");
+    let text = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .expect("the worker answers /metrics")
+        .text()
+        .await
+        .expect("a body");
+    for line in ["parlor_messages_stored_total 1", "parlor_rejected_total{reason=\"blocked_word\"} 1"] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in the worker's metrics:\n{text}");
+    }
+    assert!(text.contains("parlor_batch_size_bucket"), "{text}");
 
     // Tokens are checked by the users service: a logout is honoured within a couple of seconds.
     let (status, _) = cluster.call(0, Method::POST, "/api/v1/auth/logout", Some(&bob.token), None).await;

@@ -325,8 +325,8 @@ fn the_observability_profile_mounts_files_that_exist_and_scrapes_real_metrics_en
     }
     assert!(mounted >= 6, "nginx, Prometheus, Loki, Alloy and Grafana's files are mounted ({mounted})");
 
-    // Prometheus scrapes compose services that run a role serving /metrics (gateway or serve) on
-    // the port it names; every gateway is scraped.
+    // Prometheus scrapes compose services that run a role serving /metrics on the port it names;
+    // every parlor role is scraped.
     let prometheus = yaml("deploy/prometheus.yml");
     let mut scraped = BTreeSet::new();
     for job in prometheus["scrape_configs"].as_sequence().expect("scrape_configs") {
@@ -343,11 +343,13 @@ fn the_observability_profile_mounts_files_that_exist_and_scrapes_real_metrics_en
                     .iter()
                     .filter_map(|w| w.as_str())
                     .collect();
-                assert!(
-                    matches!(command.first(), Some(&"gateway" | &"serve")),
-                    "{host} runs `parlor {command:?}`, which serves no /metrics"
-                );
-                let listen = command.iter().position(|w| *w == "--listen").and_then(|i| command.get(i + 1));
+                // The gateway and serve answer on --listen; the other roles on --metrics-listen.
+                let flag = match command.first() {
+                    Some(&"gateway" | &"serve") => "--listen",
+                    Some(&"worker" | &"moderation" | &"users" | &"notifier") => "--metrics-listen",
+                    other => panic!("{host} runs `parlor {other:?}`, which serves no /metrics"),
+                };
+                let listen = command.iter().position(|w| *w == flag).and_then(|i| command.get(i + 1));
                 assert!(
                     listen.is_some_and(|l| l.ends_with(&format!(":{port}"))),
                     "{host} listens on {listen:?}, Prometheus scrapes port {port}"
@@ -358,7 +360,8 @@ fn the_observability_profile_mounts_files_that_exist_and_scrapes_real_metrics_en
     }
     for (key, service) in services {
         let command = service["command"].as_sequence().and_then(|c| c.first()).and_then(|w| w.as_str());
-        if service["image"].as_str().is_some_and(|i| i.starts_with("parlor")) && command == Some("gateway") {
+        let role = matches!(command, Some("gateway" | "worker" | "moderation" | "users" | "notifier"));
+        if service["image"].as_str().is_some_and(|i| i.starts_with("parlor")) && role {
             assert!(scraped.contains(&name_of(key)), "Prometheus scrapes {}", name_of(key));
         }
     }
