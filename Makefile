@@ -1,5 +1,5 @@
-# Shortcuts for working on parlor. Everything here is plain cargo underneath.
-.PHONY: build run test lint fmt bench migrate services ci
+# Shortcuts for working on parlor. Everything here is plain cargo (or docker) underneath.
+.PHONY: build run test lint fmt bench bench-quick migrate seed services ci docker-build compose-up compose-observability compose-down
 
 build:
 	cargo build --release
@@ -17,11 +17,21 @@ lint:
 fmt:
 	cargo fmt --all
 
+# The criterion benchmarks of the hot functions (frame parse, event serialisation, fan-out,
+# review, store append); docs/performance.md has the load benchmarks of parlor-bench.
 bench:
-	cargo bench -p parlor-moderation --bench review
+	cargo bench --workspace
+
+# Every benchmark run once, as CI does.
+bench-quick:
+	cargo test --workspace --benches
 
 migrate:
 	cargo run --release -- migrate
+
+# A demo: six users (password parlor-demo), rooms and history.
+seed:
+	cargo run --release -- seed
 
 # Starts (or installs) PostgreSQL, Redis, RabbitMQ and the SMTP sink the tests use.
 services:
@@ -29,3 +39,15 @@ services:
 
 ci:
 	bash .ci/run
+
+docker-build:
+	docker build -t parlor:local .
+
+compose-up:
+	docker compose up -d --build
+
+compose-observability:
+	docker compose --profile observability up -d --build
+
+compose-down:
+	docker compose --profile observability down
