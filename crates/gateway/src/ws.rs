@@ -33,6 +33,10 @@ use tracing::Instrument;
 /// Frames larger than this are refused by the WebSocket layer itself; frames between the
 /// contract's 64 KiB and this are read and refused by the session, with close code 1009.
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+/// Bytes read from the socket at a time. tungstenite's default (128 KiB) is zero-filled on the
+/// first read and stays resident for the life of the connection; chat frames are small, and a
+/// larger one gets room reserved for its whole length anyway.
+const READ_BUFFER: usize = 4 * 1024;
 /// Most messages `sync` sends for one room.
 const SYNC_ROOM_LIMIT: i64 = 500;
 /// Most rooms one `sync` may name.
@@ -70,7 +74,9 @@ pub async fn upgrade(
     let tracker = state.tasks.clone();
     // The connection's lines carry the upgrade request's id.
     let span = tracing::Span::current();
-    ws.max_message_size(HARD_FRAME_LIMIT).max_frame_size(HARD_FRAME_LIMIT).on_upgrade(move |socket| {
+    let ws =
+        ws.max_message_size(HARD_FRAME_LIMIT).max_frame_size(HARD_FRAME_LIMIT).read_buffer_size(READ_BUFFER);
+    ws.on_upgrade(move |socket| {
         tracker.track_future(
             async move {
                 session(socket, state, header_token).await;
