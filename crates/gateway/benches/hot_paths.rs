@@ -68,7 +68,7 @@ fn fanout(c: &mut Criterion) {
                     .register(
                         UserId::from(format!("user-{i}")),
                         SessionId::from(format!("s-{i}")),
-                        &[room.clone()],
+                        std::slice::from_ref(&room),
                         64,
                     )
                     .await;
