@@ -6,10 +6,26 @@ use base64::Engine;
 use parlor_domain::{Error, Result};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+use tokio::sync::Semaphore;
+
+/// At most this many hashes run at once, one per core: more would not finish sooner, and each
+/// takes 19 MiB, which the allocator of a blocking thread tends to keep (a burst of sign-ups
+/// once left a server holding gigabytes).
+fn slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
+
+/// Runs one slow hash off the async threads, waiting for a free slot.
+async fn slow<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    let _slot = slots().acquire().await.map_err(Error::internal)?;
+    tokio::task::spawn_blocking(work).await.map_err(Error::internal)?
+}
 
 /// Hashes a secret with Argon2id (default parameters: 19 MiB, 2 passes), off the async threads.
 pub async fn hash(secret: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
+    slow(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(secret.as_bytes(), &salt)
@@ -17,17 +33,15 @@ pub async fn hash(secret: String) -> Result<String> {
             .map_err(|e| Error::internal(format!("argon2: {e}")))
     })
     .await
-    .map_err(Error::internal)?
 }
 
 /// Checks a secret against an Argon2 hash in constant time, off the async threads.
 pub async fn verify(secret: String, hash: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
+    slow(move || {
         let parsed = PasswordHash::new(&hash).map_err(|e| Error::internal(format!("stored hash: {e}")))?;
         Ok(Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
     })
     .await
-    .map_err(Error::internal)?
 }
 
 /// A new opaque refresh token: 256 random bits, base64url.

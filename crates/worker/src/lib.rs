@@ -84,8 +84,7 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
     // Where each (room, author, nonce) first stands in this batch.
     let mut first_in_batch: HashMap<_, usize> = HashMap::new();
     for (i, d) in batch.iter().enumerate() {
-        // A retry of a stored send is answered with the first message, not judged again: review
-        // could now refuse it (flood counts the retries) although it was accepted once.
+        // Sends repeated within the batch (same room, author and nonce) share the first's fate.
         if let Command::Create { room_id, author_id, nonce: Some(nonce), .. } = &d.item.command {
             if let Some(&first) = first_in_batch.get(&(room_id, author_id, nonce)) {
                 // A copy of an earlier command of this batch shares its fate: the same failure,
@@ -106,25 +105,15 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
                 continue;
             }
             first_in_batch.insert((room_id, author_id, nonce), i);
-            match ctx.store.message_by_nonce(room_id, author_id, nonce).await {
-                Ok(Some(first)) => {
-                    outcomes.push(Some(Outcome::Created { message: first, created: false }));
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    outcomes.push(Some(Outcome::Failed(e)));
-                    continue;
-                }
-            }
         }
         match review(ctx, &d.item.command, &d.item.request_id).await {
             Ok((html, mentions)) => {
+                // A retry of a stored send is answered by the store with the first message.
                 outcomes.push(None);
                 let notify_at = ctx.notify_after.map(|d| now.plus_millis(d.as_millis() as i64));
                 prepared.push(Prepared { command: d.item.command.clone(), html, mentions, now, notify_at });
             }
-            Err(e) => outcomes.push(Some(Outcome::Failed(e))),
+            Err(e) => outcomes.push(Some(refused(ctx, &d.item.command, e).await)),
         }
     }
     metrics::histogram!("parlor_batch_size").record(batch.len() as f64);
@@ -171,6 +160,19 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
             tracing::warn!(error = %e, "could not acknowledge a batch; it will be redelivered and deduplicated by nonce");
         }
     }
+}
+
+/// The outcome of a command review refused. A retry of a send that was stored is answered with
+/// the first message rather than judged again: review could now refuse it (flood counts the
+/// retries) although it was accepted once. Looking only when review refuses keeps the common
+/// path free of a read per message; the store answers the retries review lets through.
+async fn refused(ctx: &WorkerContext, command: &Command, e: Error) -> Outcome {
+    if let Command::Create { room_id, author_id, nonce: Some(nonce), .. } = command
+        && let Ok(Some(first)) = ctx.store.message_by_nonce(room_id, author_id, nonce).await
+    {
+        return Outcome::Created { message: first, created: false };
+    }
+    Outcome::Failed(e)
 }
 
 /// One line per command, with the trace id the gateway logged when it queued it; never the body.
