@@ -370,7 +370,7 @@ async fn stop_worker(worker: RunningWorker) {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     listen_addr(&args.http.listen)?;
     let store = StoreHandle::open(&args.store).await?;
-    let broker = Broker::connect(&args.broker).await?;
+    let broker = Broker::connect(&args.broker, &store).await?;
     let reviewer = local_reviewer(&args.worker, &store)?;
     let worker = start_worker(&args.worker, &store, &broker, reviewer.clone());
     let (gateway, state) =
@@ -449,7 +449,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         );
     }
     let store = StoreHandle::open(&args.store).await?;
-    let broker = Broker::connect(&args.broker).await?;
+    let broker = Broker::connect(&args.broker, &store).await?;
     require_shared(&store, &broker, "gateway")?;
     let tokens = match &args.users_url {
         Some(url) => TokenCheck::Remote { url, timeout: args.rpc.rpc_timeout },
@@ -471,7 +471,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
 /// `parlor worker`.
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let store = StoreHandle::open(&args.store).await?;
-    let broker = Broker::connect(&args.broker).await?;
+    let broker = Broker::connect(&args.broker, &store).await?;
     require_shared(&store, &broker, "worker")?;
     let reviewer: Arc<dyn Reviewer> = match &args.moderation_url {
         Some(url) => Arc::new(GrpcReviewer::connect_lazy(url, args.rpc_timeout)?),
@@ -562,7 +562,7 @@ pub async fn moderation(args: ModerationArgs) -> anyhow::Result<()> {
 /// `parlor users`.
 pub async fn users(args: UsersArgs) -> anyhow::Result<()> {
     let store = StoreHandle::open(&args.store).await?;
-    let broker = Broker::connect(&args.broker).await?;
+    let broker = Broker::connect(&args.broker, &store).await?;
     let accounts = role_accounts(&args.jwt_secret, &store, &broker).await?;
     // The users role reads presence; it claims none, so its name in the presence sets is unused.
     let presence = broker.presence(&format!("users-{}", uuid_v7()));
@@ -577,7 +577,7 @@ pub async fn users(args: UsersArgs) -> anyhow::Result<()> {
 /// `parlor notifier`.
 pub async fn notifier(args: NotifierArgs) -> anyhow::Result<()> {
     let store = StoreHandle::open(&args.store).await?;
-    let broker = Broker::connect(&args.broker).await?;
+    let broker = Broker::connect(&args.broker, &store).await?;
     let accounts = role_accounts(&args.jwt_secret, &store, &broker).await?;
     let presence = broker.presence(&format!("notifier-{}", uuid_v7()));
     let (task, stop) = start_notifier(&args.notify, &store, presence, accounts)?;

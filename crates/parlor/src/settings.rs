@@ -236,7 +236,8 @@ pub struct BrokerArgs {
     #[arg(long, env = "PARLOR_KEY_PREFIX", default_value = "parlor")]
     pub key_prefix: String,
     /// Queue partitions; rooms are spread over them and each is applied in order by one worker.
-    /// Every process of a deployment must use the same number.
+    /// Every process of a deployment must use the same number. With the embedded SQLite store
+    /// and queue there is one, whatever this says: SQLite has a single writer.
     #[arg(long, env = "PARLOR_WORKER_PARTITIONS", default_value = "4")]
     pub worker_partitions: usize,
     /// How long a worker's claim on a Redis partition lasts unrenewed: how soon a dead worker's
