@@ -2,6 +2,7 @@
 //! the domain's `Store` port. The embedded driver is SQLite (WAL, one writer connection, group
 //! commit); the distributed one is PostgreSQL.
 
+mod batch;
 mod jobs;
 pub mod postgres;
 mod rows;

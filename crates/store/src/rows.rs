@@ -1,10 +1,11 @@
 //! Turning rows into domain records, for both drivers. Every query that returns one of these
 //! records selects the columns its driver's `*_cols!` macro names, in the same shape.
 
+use crate::batch::Access;
 use parlor_domain::model::{
     Member, Message, Role, Room, RoomKind, SessionRecord, User, UserRecord, Visibility,
 };
-use parlor_domain::{Error, Result, Timestamp};
+use parlor_domain::{Error, Result, RoomId, Timestamp, UserId};
 use sqlx::Row;
 
 /// Reading typed columns from a row of either driver.
@@ -168,4 +169,21 @@ pub fn like_escape(s: &str) -> String {
 /// operator can be injected), at most 16.
 pub fn search_words(q: &str) -> Vec<&str> {
     q.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(16).collect()
+}
+
+/// A (room, user) pair and its access, from columns `k_room`, `k_user`, `kind`, `visibility`,
+/// `role` and the user's prefixed `u_` columns (null when the user does not exist).
+pub(crate) fn access(row: &impl Get) -> Result<((RoomId, UserId), Access)> {
+    let kind = row.text("kind")?;
+    let visibility = row.text("visibility")?;
+    let access = Access {
+        kind: if kind == "direct" { RoomKind::Direct } else { RoomKind::Group },
+        visibility: if visibility == "public" { Visibility::Public } else { Visibility::Private },
+        role: row.opt_text("role")?.as_deref().map(role).transpose()?,
+        user: match row.opt_text("u_id")? {
+            Some(_) => Some(user_prefixed(row)?),
+            None => None,
+        },
+    };
+    Ok(((row.text("k_room")?.into(), row.text("k_user")?.into()), access))
 }

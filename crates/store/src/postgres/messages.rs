@@ -2,49 +2,15 @@
 //! full-text search (`tsvector`).
 
 use super::{PostgresStore, db_err};
+use crate::batch::{self, Access, AccessCache, BatchDb, NonceKey, access};
 use crate::rows;
 use async_trait::async_trait;
-use parlor_domain::model::{Message, Role, RoomKind, Visibility};
+use parlor_domain::model::Message;
 use parlor_domain::permissions;
 use parlor_domain::ports::{MessageStore, Page, Prepared};
 use parlor_domain::queue::{Command, Outcome};
-use parlor_domain::{Error, MessageId, Result, RoomId, UserId};
+use parlor_domain::{Error, MessageId, Result, RoomId, Timestamp, UserId};
 use sqlx::{PgConnection, Row};
-
-/// A room and the acting user's place in it, read inside the batch's transaction.
-struct Access {
-    kind: RoomKind,
-    visibility: Visibility,
-    role: Option<Role>,
-}
-
-async fn access(conn: &mut PgConnection, room_id: &RoomId, user_id: &UserId) -> Result<Access> {
-    let row = sqlx::query(
-        "SELECT r.kind, r.visibility, m.role FROM rooms r \
-         LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $1 WHERE r.id = $2",
-    )
-    .bind(user_id.as_str())
-    .bind(room_id.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_err)?
-    .ok_or_else(|| Error::NotFound("room not found".into()))?;
-    let kind: String = row.try_get("kind").map_err(db_err)?;
-    let visibility: String = row.try_get("visibility").map_err(db_err)?;
-    let role: Option<String> = row.try_get("role").map_err(db_err)?;
-    Ok(Access {
-        kind: if kind == "direct" { RoomKind::Direct } else { RoomKind::Group },
-        visibility: if visibility == "public" { Visibility::Public } else { Visibility::Private },
-        role: role.as_deref().map(rows::role).transpose()?,
-    })
-}
-
-impl Access {
-    /// The caller's role, or the error a non-member gets.
-    fn member(&self) -> Result<Role> {
-        self.role.ok_or_else(|| permissions::not_a_member(self.kind, self.visibility))
-    }
-}
 
 async fn load(conn: &mut PgConnection, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>> {
     let row = sqlx::query(concat!(
@@ -81,142 +47,193 @@ async fn by_nonce(
     row.as_ref().map(rows::message).transpose()
 }
 
-/// Applies one command inside the batch's transaction. Rule violations come back as
-/// `Outcome::Failed` before anything is written; an `Err` aborts the whole batch.
-async fn apply_one(conn: &mut PgConnection, p: &Prepared) -> Result<Outcome> {
-    let mentions = serde_json::to_string(&p.mentions).map_err(Error::internal)?;
-    match &p.command {
-        Command::Create { room_id, author_id, body, nonce, reply_to } => {
-            let acc = access(conn, room_id, author_id).await?;
-            if let Err(e) = acc.member() {
-                return Ok(Outcome::Failed(e));
-            }
-            if let Some(nonce) = nonce
-                && let Some(first) = by_nonce(conn, room_id, author_id, nonce).await?
-            {
-                return Ok(Outcome::Created { message: first, created: false });
-            }
-            if let Some(reply_to) = reply_to {
-                let exists = sqlx::query("SELECT 1 FROM messages WHERE room_id = $1 AND id = $2")
-                    .bind(room_id.as_str())
-                    .bind(reply_to.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                if exists.is_none() {
-                    return Ok(Outcome::Failed(Error::validation(
-                        "reply_to",
-                        "no such message in this room",
+#[async_trait]
+impl BatchDb for PgConnection {
+    async fn read_access(&mut self, pairs: &[(RoomId, UserId)]) -> Result<Vec<((RoomId, UserId), Access)>> {
+        let rooms: Vec<&str> = pairs.iter().map(|(r, _)| r.as_str()).collect();
+        let users: Vec<&str> = pairs.iter().map(|(_, u)| u.as_str()).collect();
+        let found = sqlx::query(
+            "SELECT k.room AS k_room, k.usr AS k_user, r.kind, r.visibility, m.role, \
+             u.id AS u_id, u.username AS u_username, u.display_name AS u_display_name, \
+             u.created_at AS u_created_at FROM UNNEST($1::text[], $2::text[]) AS k (room, usr) \
+             JOIN rooms r ON r.id = k.room \
+             LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = k.usr \
+             LEFT JOIN users u ON u.id = k.usr",
+        )
+        .bind(rooms)
+        .bind(users)
+        .fetch_all(&mut *self)
+        .await
+        .map_err(db_err)?;
+        found.iter().map(rows::access).collect()
+    }
+
+    async fn stored_by_nonces(&mut self, keys: &[NonceKey]) -> Result<Vec<Message>> {
+        let rooms: Vec<&str> = keys.iter().map(|(r, _, _)| r.as_str()).collect();
+        let authors: Vec<&str> = keys.iter().map(|(_, a, _)| a.as_str()).collect();
+        let nonces: Vec<&str> = keys.iter().map(|(_, _, n)| n.as_str()).collect();
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            message_cols!(),
+            " FROM UNNEST($1::text[], $2::text[], $3::text[]) AS k (room, author, nonce) \
+             JOIN messages m ON m.room_id = k.room AND m.author_id = k.author AND m.nonce = k.nonce \
+             JOIN users u ON u.id = m.author_id"
+        ))
+        .bind(rooms)
+        .bind(authors)
+        .bind(nonces)
+        .fetch_all(&mut *self)
+        .await
+        .map_err(db_err)?;
+        found.iter().map(rows::message).collect()
+    }
+
+    async fn reply_exists(&mut self, room_id: &RoomId, id: &MessageId) -> Result<bool> {
+        let found = sqlx::query("SELECT 1 FROM messages WHERE room_id = $1 AND id = $2")
+            .bind(room_id.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *self)
+            .await
+            .map_err(db_err)?;
+        Ok(found.is_some())
+    }
+
+    async fn allocate_seqs(&mut self, counts: &[(RoomId, i64)]) -> Result<Vec<(RoomId, i64)>> {
+        let rooms: Vec<&str> = counts.iter().map(|(r, _)| r.as_str()).collect();
+        let ns: Vec<i64> = counts.iter().map(|(_, n)| *n).collect();
+        let found = sqlx::query(
+            "UPDATE rooms r SET last_seq = r.last_seq + k.n FROM UNNEST($1::text[], $2::bigint[]) AS k (id, n) \
+             WHERE r.id = k.id RETURNING r.id, r.last_seq",
+        )
+        .bind(rooms)
+        .bind(ns)
+        .fetch_all(&mut *self)
+        .await
+        .map_err(db_err)?;
+        found
+            .iter()
+            .map(|row| {
+                let id: String = row.try_get("id").map_err(db_err)?;
+                Ok((id.into(), row.try_get("last_seq").map_err(db_err)?))
+            })
+            .collect()
+    }
+
+    async fn insert_messages(&mut self, messages: &[Message]) -> Result<()> {
+        let mentions: Vec<String> = messages
+            .iter()
+            .map(|m| serde_json::to_string(&m.mentions).map_err(Error::internal))
+            .collect::<Result<_>>()?;
+        sqlx::query(
+            "INSERT INTO messages (id, room_id, seq, author_id, body, html, mentions, reply_to, nonce, created_at) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::text[], $9::text[], $10::bigint[])",
+        )
+        .bind(messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>())
+        .bind(messages.iter().map(|m| m.room_id.as_str()).collect::<Vec<_>>())
+        .bind(messages.iter().map(|m| m.seq).collect::<Vec<_>>())
+        .bind(messages.iter().map(|m| m.author.id.as_str()).collect::<Vec<_>>())
+        .bind(messages.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+        .bind(messages.iter().map(|m| m.html.as_str()).collect::<Vec<_>>())
+        .bind(mentions)
+        .bind(messages.iter().map(|m| m.reply_to.as_ref().map(MessageId::as_str)).collect::<Vec<_>>())
+        .bind(messages.iter().map(|m| m.nonce.as_deref()).collect::<Vec<_>>())
+        .bind(messages.iter().map(|m| m.created_at.millis()).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn outbox(&mut self, message: &Message, due: Timestamp, now: Timestamp) -> Result<()> {
+        let mentioned: Vec<String> = message.mentions.iter().map(ToString::to_string).collect();
+        sqlx::query(
+            "INSERT INTO notification_jobs (recipient_id, room_id, message_id, seq, due_at, next_attempt_at, created_at) \
+             SELECT m.user_id, m.room_id, $1, $2, $3, $3, $4 FROM memberships m \
+             JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
+             WHERE m.room_id = $5 AND m.user_id <> $6 AND u.email IS NOT NULL AND u.email_notifications \
+             AND (r.kind = 'direct' OR m.user_id = ANY($7))",
+        )
+        .bind(message.id.as_str())
+        .bind(message.seq)
+        .bind(due.millis())
+        .bind(now.millis())
+        .bind(message.room_id.as_str())
+        .bind(message.author.id.as_str())
+        .bind(mentioned)
+        .execute(&mut *self)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Rule violations come back as `Outcome::Failed` before anything is written; an `Err`
+    /// aborts the whole batch.
+    async fn apply_other(&mut self, cache: &mut AccessCache, p: &Prepared) -> Result<Outcome> {
+        let mentions = serde_json::to_string(&p.mentions).map_err(Error::internal)?;
+        match &p.command {
+            // Creates are written in runs by `batch::apply_batch`.
+            Command::Create { .. } => Err(Error::internal("a create reached apply_other")),
+            Command::Edit { room_id, message_id, author_id, body } => {
+                let acc = access(&mut *self, cache, room_id, author_id).await?;
+                if let Err(e) = acc.member() {
+                    return Ok(Outcome::Failed(e));
+                }
+                let Some(message) = load(&mut *self, room_id, message_id).await?.filter(|m| !m.deleted)
+                else {
+                    return Ok(Outcome::Failed(Error::NotFound("message not found".into())));
+                };
+                if &message.author.id != author_id {
+                    return Ok(Outcome::Failed(Error::Forbidden(
+                        "only the author may edit a message".into(),
                     )));
                 }
-            }
-            let seq: i64 =
-                sqlx::query("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
-                    .bind(room_id.as_str())
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(db_err)?
-                    .try_get("last_seq")
-                    .map_err(db_err)?;
-            let id = MessageId::generate();
-            sqlx::query(
-                "INSERT INTO messages (id, room_id, seq, author_id, body, html, mentions, reply_to, nonce, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(id.as_str())
-            .bind(room_id.as_str())
-            .bind(seq)
-            .bind(author_id.as_str())
-            .bind(body)
-            .bind(&p.html)
-            .bind(&mentions)
-            .bind(reply_to.as_ref().map(MessageId::as_str))
-            .bind(nonce)
-            .bind(p.now.millis())
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
-            if let Some(due) = p.notify_at {
-                // The outbox: e-mails for the other member of a direct room and for mentioned
-                // members who have an address and want e-mail, in the message's transaction.
-                let mentioned: Vec<String> = p.mentions.iter().map(ToString::to_string).collect();
                 sqlx::query(
-                    "INSERT INTO notification_jobs (recipient_id, room_id, message_id, seq, due_at, next_attempt_at, created_at) \
-                     SELECT m.user_id, m.room_id, $1, $2, $3, $3, $4 FROM memberships m \
-                     JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
-                     WHERE m.room_id = $5 AND m.user_id <> $6 AND u.email IS NOT NULL AND u.email_notifications \
-                     AND (r.kind = 'direct' OR m.user_id = ANY($7))",
+                    "UPDATE messages SET body = $1, html = $2, mentions = $3, edited_at = $4 WHERE id = $5",
                 )
-                .bind(id.as_str())
-                .bind(seq)
-                .bind(due.millis())
-                .bind(p.now.millis())
-                .bind(room_id.as_str())
-                .bind(author_id.as_str())
-                .bind(mentioned)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
-            }
-            let message =
-                load(conn, room_id, &id).await?.ok_or_else(|| Error::internal("message vanished"))?;
-            Ok(Outcome::Created { message, created: true })
-        }
-        Command::Edit { room_id, message_id, author_id, body } => {
-            let acc = access(conn, room_id, author_id).await?;
-            if let Err(e) = acc.member() {
-                return Ok(Outcome::Failed(e));
-            }
-            let Some(message) = load(conn, room_id, message_id).await?.filter(|m| !m.deleted) else {
-                return Ok(Outcome::Failed(Error::NotFound("message not found".into())));
-            };
-            if &message.author.id != author_id {
-                return Ok(Outcome::Failed(Error::Forbidden("only the author may edit a message".into())));
-            }
-            sqlx::query(
-                "UPDATE messages SET body = $1, html = $2, mentions = $3, edited_at = $4 WHERE id = $5",
-            )
-            .bind(body)
-            .bind(&p.html)
-            .bind(&mentions)
-            .bind(p.now.millis())
-            .bind(message_id.as_str())
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
-            let message =
-                load(conn, room_id, message_id).await?.ok_or_else(|| Error::internal("message vanished"))?;
-            Ok(Outcome::Edited { message })
-        }
-        Command::Delete { room_id, message_id, actor_id } => {
-            let acc = access(conn, room_id, actor_id).await?;
-            let role = match acc.member() {
-                Ok(role) => role,
-                Err(e) => return Ok(Outcome::Failed(e)),
-            };
-            let Some(message) = load(conn, room_id, message_id).await? else {
-                return Ok(Outcome::Failed(Error::NotFound("message not found".into())));
-            };
-            if !permissions::can_delete_message(&message.author.id == actor_id, Some(role)) {
-                return Ok(Outcome::Failed(Error::Forbidden(
-                    "only the author or a room owner or admin may delete a message".into(),
-                )));
-            }
-            if !message.deleted {
-                sqlx::query(
-                    "UPDATE messages SET body = '', html = '', mentions = '[]', deleted = TRUE, edited_at = $1 WHERE id = $2",
-                )
+                .bind(body)
+                .bind(&p.html)
+                .bind(&mentions)
                 .bind(p.now.millis())
                 .bind(message_id.as_str())
-                .execute(&mut *conn)
+                .execute(&mut *self)
                 .await
                 .map_err(db_err)?;
+                let message = load(&mut *self, room_id, message_id)
+                    .await?
+                    .ok_or_else(|| Error::internal("message vanished"))?;
+                Ok(Outcome::Edited { message })
             }
-            Ok(Outcome::Deleted {
-                room_id: room_id.clone(),
-                message_id: message_id.clone(),
-                seq: message.seq,
-            })
+            Command::Delete { room_id, message_id, actor_id } => {
+                let acc = access(&mut *self, cache, room_id, actor_id).await?;
+                let role = match acc.member() {
+                    Ok(role) => role,
+                    Err(e) => return Ok(Outcome::Failed(e)),
+                };
+                let Some(message) = load(&mut *self, room_id, message_id).await? else {
+                    return Ok(Outcome::Failed(Error::NotFound("message not found".into())));
+                };
+                if !permissions::can_delete_message(&message.author.id == actor_id, Some(role)) {
+                    return Ok(Outcome::Failed(Error::Forbidden(
+                        "only the author or a room owner or admin may delete a message".into(),
+                    )));
+                }
+                if !message.deleted {
+                    sqlx::query(
+                        "UPDATE messages SET body = '', html = '', mentions = '[]', deleted = TRUE, edited_at = $1 WHERE id = $2",
+                    )
+                    .bind(p.now.millis())
+                    .bind(message_id.as_str())
+                    .execute(&mut *self)
+                    .await
+                    .map_err(db_err)?;
+                }
+                Ok(Outcome::Deleted {
+                    room_id: room_id.clone(),
+                    message_id: message_id.clone(),
+                    seq: message.seq,
+                })
+            }
         }
     }
 }
@@ -233,10 +250,7 @@ fn ts_query(q: &str) -> Option<String> {
 impl MessageStore for PostgresStore {
     async fn apply(&self, batch: &[Prepared]) -> Result<Vec<Outcome>> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for p in batch {
-            outcomes.push(apply_one(&mut tx, p).await?);
-        }
+        let outcomes = batch::apply_batch(&mut *tx, batch).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(outcomes)
     }
