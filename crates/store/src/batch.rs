@@ -52,8 +52,19 @@ pub(crate) trait BatchDb: Send {
     /// The outbox: e-mail jobs for the other member of a direct room and for mentioned members
     /// who have an address and want e-mail, due at `due`.
     async fn outbox(&mut self, message: &Message, due: Timestamp, now: Timestamp) -> Result<()>;
-    /// Applies an edit or a delete.
-    async fn apply_other(&mut self, cache: &mut AccessCache, p: &Prepared) -> Result<Outcome>;
+    /// A message of a room, deleted or not.
+    async fn load_message(&mut self, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>>;
+    /// Replaces a message's text and marks it edited at `at`.
+    async fn set_body(
+        &mut self,
+        id: &MessageId,
+        body: &str,
+        html: &str,
+        mentions: &str,
+        at: Timestamp,
+    ) -> Result<()>;
+    /// Empties a message and marks it deleted at `at`.
+    async fn mark_deleted(&mut self, id: &MessageId, at: Timestamp) -> Result<()>;
 }
 
 /// The access of one pair, from the cache or read.
@@ -82,13 +93,67 @@ pub(crate) async fn apply_batch<D: BatchDb + ?Sized>(db: &mut D, batch: &[Prepar
         }
         create_run(db, &mut cache, batch, &run, &mut outcomes).await?;
         run.clear();
-        outcomes[i] = Some(db.apply_other(&mut cache, p).await?);
+        outcomes[i] = Some(apply_other(db, &mut cache, p).await?);
     }
     create_run(db, &mut cache, batch, &run, &mut outcomes).await?;
     Ok(outcomes
         .into_iter()
         .map(|o| o.unwrap_or_else(|| Outcome::Failed(Error::internal("no outcome for a command"))))
         .collect())
+}
+
+/// Applies an edit or a delete. Rule violations come back as `Outcome::Failed` before anything
+/// is written; an `Err` aborts the whole batch.
+async fn apply_other<D: BatchDb + ?Sized>(
+    db: &mut D,
+    cache: &mut AccessCache,
+    p: &Prepared,
+) -> Result<Outcome> {
+    match &p.command {
+        Command::Create { .. } => Err(Error::internal("a create reached apply_other")),
+        Command::Edit { room_id, message_id, author_id, body } => {
+            let acc = access(db, cache, room_id, author_id).await?;
+            if let Err(e) = acc.member() {
+                return Ok(Outcome::Failed(e));
+            }
+            let Some(message) = db.load_message(room_id, message_id).await?.filter(|m| !m.deleted) else {
+                return Ok(Outcome::Failed(Error::NotFound("message not found".into())));
+            };
+            if &message.author.id != author_id {
+                return Ok(Outcome::Failed(Error::Forbidden("only the author may edit a message".into())));
+            }
+            let mentions = serde_json::to_string(&p.mentions).map_err(Error::internal)?;
+            db.set_body(message_id, body, &p.html, &mentions, p.now).await?;
+            let message = db
+                .load_message(room_id, message_id)
+                .await?
+                .ok_or_else(|| Error::internal("message vanished"))?;
+            Ok(Outcome::Edited { message })
+        }
+        Command::Delete { room_id, message_id, actor_id } => {
+            let acc = access(db, cache, room_id, actor_id).await?;
+            let role = match acc.member() {
+                Ok(role) => role,
+                Err(e) => return Ok(Outcome::Failed(e)),
+            };
+            let Some(message) = db.load_message(room_id, message_id).await? else {
+                return Ok(Outcome::Failed(Error::NotFound("message not found".into())));
+            };
+            if !permissions::can_delete_message(&message.author.id == actor_id, Some(role)) {
+                return Ok(Outcome::Failed(Error::Forbidden(
+                    "only the author or a room owner or admin may delete a message".into(),
+                )));
+            }
+            if !message.deleted {
+                db.mark_deleted(message_id, p.now).await?;
+            }
+            Ok(Outcome::Deleted {
+                room_id: room_id.clone(),
+                message_id: message_id.clone(),
+                seq: message.seq,
+            })
+        }
+    }
 }
 
 /// The parts of a create command.

@@ -2,13 +2,12 @@
 //! search (FTS5).
 
 use super::{SqliteStore, db_err};
-use crate::batch::{self, Access, AccessCache, BatchDb, NonceKey, access};
+use crate::batch::{self, Access, BatchDb, NonceKey};
 use crate::rows;
 use async_trait::async_trait;
 use parlor_domain::model::Message;
-use parlor_domain::permissions;
 use parlor_domain::ports::{MessageStore, Page, Prepared};
-use parlor_domain::queue::{Command, Outcome};
+use parlor_domain::queue::Outcome;
 use parlor_domain::{Error, MessageId, Result, RoomId, Timestamp, UserId};
 use sqlx::{Row, SqliteConnection};
 
@@ -186,74 +185,40 @@ impl BatchDb for SqliteConnection {
         Ok(())
     }
 
-    /// Rule violations come back as `Outcome::Failed` before anything is written; an `Err`
-    /// aborts the whole batch.
-    async fn apply_other(&mut self, cache: &mut AccessCache, p: &Prepared) -> Result<Outcome> {
-        let mentions = serde_json::to_string(&p.mentions).map_err(Error::internal)?;
-        match &p.command {
-            // Creates are written in runs by `batch::apply_batch`.
-            Command::Create { .. } => Err(Error::internal("a create reached apply_other")),
-            Command::Edit { room_id, message_id, author_id, body } => {
-                let acc = access(&mut *self, cache, room_id, author_id).await?;
-                if let Err(e) = acc.member() {
-                    return Ok(Outcome::Failed(e));
-                }
-                let Some(message) = load(&mut *self, room_id, message_id).await?.filter(|m| !m.deleted)
-                else {
-                    return Ok(Outcome::Failed(Error::NotFound("message not found".into())));
-                };
-                if &message.author.id != author_id {
-                    return Ok(Outcome::Failed(Error::Forbidden(
-                        "only the author may edit a message".into(),
-                    )));
-                }
-                sqlx::query(
-                    "UPDATE messages SET body = ?, html = ?, mentions = ?, edited_at = ? WHERE id = ?",
-                )
-                .bind(body)
-                .bind(&p.html)
-                .bind(&mentions)
-                .bind(p.now.millis())
-                .bind(message_id.as_str())
-                .execute(&mut *self)
-                .await
-                .map_err(db_err)?;
-                let message = load(&mut *self, room_id, message_id)
-                    .await?
-                    .ok_or_else(|| Error::internal("message vanished"))?;
-                Ok(Outcome::Edited { message })
-            }
-            Command::Delete { room_id, message_id, actor_id } => {
-                let acc = access(&mut *self, cache, room_id, actor_id).await?;
-                let role = match acc.member() {
-                    Ok(role) => role,
-                    Err(e) => return Ok(Outcome::Failed(e)),
-                };
-                let Some(message) = load(&mut *self, room_id, message_id).await? else {
-                    return Ok(Outcome::Failed(Error::NotFound("message not found".into())));
-                };
-                if !permissions::can_delete_message(&message.author.id == actor_id, Some(role)) {
-                    return Ok(Outcome::Failed(Error::Forbidden(
-                        "only the author or a room owner or admin may delete a message".into(),
-                    )));
-                }
-                if !message.deleted {
-                    sqlx::query(
-                        "UPDATE messages SET body = '', html = '', mentions = '[]', deleted = 1, edited_at = ? WHERE id = ?",
-                    )
-                    .bind(p.now.millis())
-                    .bind(message_id.as_str())
-                    .execute(&mut *self)
-                    .await
-                    .map_err(db_err)?;
-                }
-                Ok(Outcome::Deleted {
-                    room_id: room_id.clone(),
-                    message_id: message_id.clone(),
-                    seq: message.seq,
-                })
-            }
-        }
+    async fn load_message(&mut self, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>> {
+        load(&mut *self, room_id, id).await
+    }
+
+    async fn set_body(
+        &mut self,
+        id: &MessageId,
+        body: &str,
+        html: &str,
+        mentions: &str,
+        at: Timestamp,
+    ) -> Result<()> {
+        sqlx::query("UPDATE messages SET body = ?, html = ?, mentions = ?, edited_at = ? WHERE id = ?")
+            .bind(body)
+            .bind(html)
+            .bind(mentions)
+            .bind(at.millis())
+            .bind(id.as_str())
+            .execute(&mut *self)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn mark_deleted(&mut self, id: &MessageId, at: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE messages SET body = '', html = '', mentions = '[]', deleted = 1, edited_at = ? WHERE id = ?",
+        )
+        .bind(at.millis())
+        .bind(id.as_str())
+        .execute(&mut *self)
+        .await
+        .map_err(db_err)?;
+        Ok(())
     }
 }
 
