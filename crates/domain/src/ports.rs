@@ -91,7 +91,9 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
         new_expires_at: Timestamp,
     ) -> Result<Rotation>;
-    /// Notes that a session was used.
+    /// Notes that a session was used. Writes only when the recorded time is older than
+    /// `TOUCH_EVERY_MS`: a burst of reconnections would otherwise queue a write each in front of
+    /// the messages (the embedded store has one writer).
     async fn touch_session(&self, id: &SessionId, now: Timestamp) -> Result<()>;
     /// Ends a session; false if it had already ended or is unknown.
     async fn revoke_session(&self, id: &SessionId, now: Timestamp) -> Result<bool>;
@@ -171,6 +173,9 @@ pub struct Prepared {
     /// direct room, and for mentioned members); `None`: no e-mail.
     pub notify_at: Option<Timestamp>,
 }
+
+/// How stale a session's `last_seen_at` may get before a use writes it again.
+pub const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Which way a history page goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -123,9 +123,11 @@ impl SessionStore for SqliteStore {
     }
 
     async fn touch_session(&self, id: &SessionId, now: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
+        // A statement that changes nothing writes nothing (no WAL frame, no fsync).
+        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?")
             .bind(now.millis())
             .bind(id.as_str())
+            .bind(now.millis() - parlor_domain::ports::TOUCH_EVERY_MS)
             .execute(&self.writer)
             .await
             .map_err(db_err)?;
