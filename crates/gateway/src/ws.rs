@@ -34,9 +34,9 @@ use tracing::Instrument;
 /// contract's 64 KiB and this are read and refused by the session, with close code 1009.
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 /// Bytes read from the socket at a time. tungstenite's default (128 KiB) is zero-filled on the
-/// first read and stays resident for the life of the connection; chat frames are small, and a
-/// larger one gets room reserved for its whole length anyway.
-const READ_BUFFER: usize = 4 * 1024;
+/// first read and stays resident for the life of the connection; client frames are a few hundred
+/// bytes, and a larger one gets room reserved for its whole length anyway.
+const READ_BUFFER: usize = 512;
 /// Most messages `sync` sends for one room.
 const SYNC_ROOM_LIMIT: i64 = 500;
 /// Most rooms one `sync` may name.
@@ -104,7 +104,9 @@ fn close_message(code: u16) -> Message {
 
 async fn session(socket: WebSocket, state: AppState, header_token: Option<String>) {
     let (mut sink, mut stream) = socket.split();
-    let auth = match authenticate(&state, header_token, &mut stream).await {
+    // Transient steps are boxed: a connection's task keeps the size of its largest state for
+    // its whole life, and an idle connection only needs the read loop's.
+    let auth = match Box::pin(authenticate(&state, header_token, &mut stream)).await {
         Ok(auth) => auth,
         Err(e) => {
             let code = if matches!(e, Error::Unauthorized(_)) { close::UNAUTHORIZED } else { 1011 };
@@ -192,7 +194,7 @@ async fn run(
         let rooms = state.store.user_rooms(&auth.user_id).await?;
         Ok::<_, Error>((user.user, rooms))
     };
-    let (user, rooms) = match ready.await {
+    let (user, rooms) = match Box::pin(ready).await {
         Ok(r) => r,
         Err(e) => {
             let _ = sink
@@ -262,7 +264,7 @@ async fn read_loop(state: &AppState, conn: &Conn, stream: &mut Stream, heartbeat
                     conn.close(close::TOO_BIG);
                     return;
                 }
-                handle(state, conn, text.as_str()).await;
+                Box::pin(handle(state, conn, text.as_str())).await;
             }
             Message::Binary(data) => {
                 if data.len() > MAX_PAYLOAD_BYTES {
