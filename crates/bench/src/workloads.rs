@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt, stream};
+use futures_util::{SinkExt, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -274,22 +274,10 @@ pub async fn rooms(
     b.finish();
     let n_rooms = connections.div_ceil(room_size);
     let b = bar(n_rooms as u64, "rooms");
-    let room_ids: Vec<String> = stream::iter(0..n_rooms)
-        .map(|r| {
-            let owner = accs[r * room_size].token.clone();
-            let name = format!("{}-room-{r}", run.prefix);
-            let b = &b;
-            async move {
-                let id = t.create_room(&owner, &name).await;
-                b.inc(1);
-                id
-            }
-        })
-        .buffered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_>>()?;
+    let owned: Vec<(String, String)> = (0..n_rooms)
+        .map(|r| (accs[r * room_size].token.clone(), format!("{}-room-{r}", run.prefix)))
+        .collect();
+    let room_ids = t.create_rooms(owned, &b).await?;
     b.finish();
     let room_of = move |i: usize| i / room_size;
     let joins: Vec<(String, String)> = (0..connections)
@@ -379,21 +367,12 @@ pub async fn persist(run: &Run, senders: usize, window: usize, secs: f64) -> Res
     let accs = t.register_many(&run.prefix, senders, run.register_concurrency, &b).await?;
     b.finish();
     let b = bar(senders as u64, "rooms");
-    let rooms: Vec<String> = stream::iter(accs.iter().enumerate())
-        .map(|(i, a)| {
-            let name = format!("{}-persist-{i}", run.prefix);
-            let b = &b;
-            async move {
-                let id = t.create_room(&a.token, &name).await;
-                b.inc(1);
-                id
-            }
-        })
-        .buffered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_>>()?;
+    let owned: Vec<(String, String)> = accs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.token.clone(), format!("{}-persist-{i}", run.prefix)))
+        .collect();
+    let rooms = t.create_rooms(owned, &b).await?;
     b.finish();
     let tokens: Vec<String> = accs.iter().map(|a| a.token.clone()).collect();
     let b = bar(senders as u64, "connect");

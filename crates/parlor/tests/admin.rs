@@ -36,14 +36,7 @@ async fn users_and_rooms_made_on_the_command_line_work_through_the_api() {
     ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("created user admin") && out.contains("recovery phrase"), "{out}");
-    let (status, _) = app
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "admin", "password": "first-password"})),
-        )
-        .await;
+    let (status, _) = app.login("admin", "first-password").await;
     assert_eq!(status, StatusCode::OK);
 
     let (ok, out, err) = parlor(&[
@@ -70,23 +63,9 @@ async fn users_and_rooms_made_on_the_command_line_work_through_the_api() {
         &dir,
     ]);
     assert!(ok, "{out}{err}");
-    let (status, _) = app
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "admin", "password": "first-password"})),
-        )
-        .await;
+    let (status, _) = app.login("admin", "first-password").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, login) = app
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "admin", "password": "second-password"})),
-        )
-        .await;
+    let (status, login) = app.login("admin", "second-password").await;
     assert_eq!(status, StatusCode::OK);
     let token = login["access_token"].as_str().expect("token").to_owned();
 

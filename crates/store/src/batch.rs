@@ -254,7 +254,7 @@ async fn create_run<D: BatchDb + ?Sized>(
         accepted.push((i, p, c, author));
     }
     if accepted.is_empty() {
-        return finish_repeats(repeats, &HashMap::new(), outcomes);
+        return finish_repeats(repeats, outcomes);
     }
 
     // One allocation per room: the run's messages of a room take consecutive seqs.
@@ -271,52 +271,44 @@ async fn create_run<D: BatchDb + ?Sized>(
         next_seq.insert(room_id, last - n + 1);
     }
 
-    let mut messages: Vec<(usize, &Prepared, Message)> = Vec::with_capacity(accepted.len());
+    let mut rows: Vec<Message> = Vec::with_capacity(accepted.len());
+    let mut written: Vec<(usize, &Prepared)> = Vec::with_capacity(accepted.len());
     for (i, p, c, author) in accepted {
         let seq = next_seq.get_mut(c.room_id).ok_or_else(|| Error::internal("no seq for a room"))?;
-        messages.push((
-            i,
-            p,
-            Message {
-                id: MessageId::generate(),
-                room_id: c.room_id.clone(),
-                seq: *seq,
-                author,
-                body: c.body.to_owned(),
-                html: p.html.clone(),
-                mentions: p.mentions.clone(),
-                reply_to: c.reply_to.cloned(),
-                nonce: c.nonce.map(str::to_owned),
-                created_at: p.now,
-                edited_at: None,
-                deleted: false,
-            },
-        ));
+        rows.push(Message {
+            id: MessageId::generate(),
+            room_id: c.room_id.clone(),
+            seq: *seq,
+            author,
+            body: c.body.to_owned(),
+            html: p.html.clone(),
+            mentions: p.mentions.clone(),
+            reply_to: c.reply_to.cloned(),
+            nonce: c.nonce.map(str::to_owned),
+            created_at: p.now,
+            edited_at: None,
+            deleted: false,
+        });
+        written.push((i, p));
         *seq += 1;
     }
-    let rows: Vec<Message> = messages.iter().map(|(_, _, m)| m.clone()).collect();
     db.insert_messages(&rows).await?;
-    let mut written: HashMap<usize, Message> = HashMap::new();
-    for (i, p, message) in messages {
+    for ((i, p), message) in written.into_iter().zip(rows) {
         if let Some(due) = p.notify_at {
             db.outbox(&message, due, p.now).await?;
         }
-        written.insert(i, message.clone());
         outcomes[i] = Some(Outcome::Created { message, created: true });
     }
-    finish_repeats(repeats, &written, outcomes)
+    finish_repeats(repeats, outcomes)
 }
 
-/// A repeat gets the message its first wrote, or the first's failure.
-fn finish_repeats(
-    repeats: Vec<(usize, usize)>,
-    written: &HashMap<usize, Message>,
-    outcomes: &mut [Option<Outcome>],
-) -> Result<()> {
+/// A repeat gets the message its first wrote (as not created), or the first's failure.
+fn finish_repeats(repeats: Vec<(usize, usize)>, outcomes: &mut [Option<Outcome>]) -> Result<()> {
     for (i, first) in repeats {
-        outcomes[i] = Some(match written.get(&first) {
-            Some(message) => Outcome::Created { message: message.clone(), created: false },
-            None => outcomes[first].clone().unwrap_or_else(|| Outcome::Failed(Error::internal("no outcome"))),
+        outcomes[i] = Some(match outcomes[first].clone() {
+            Some(Outcome::Created { message, .. }) => Outcome::Created { message, created: false },
+            Some(other) => other,
+            None => Outcome::Failed(Error::internal("no outcome")),
         });
     }
     Ok(())
