@@ -58,13 +58,13 @@ fn fanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout");
     for receivers in [10usize, 500] {
         let room = RoomId::from("room-1");
-        let (hub, mut queues) = rt.block_on(async {
+        let (hub, queues) = rt.block_on(async {
             let bus = LocalBus::new();
             let (subs, _events) = bus.subscriber().await.expect("a subscriber");
             let hub = Hub::new(subs, "bench-gateway".into());
             let mut queues = Vec::with_capacity(receivers);
             for i in 0..receivers {
-                let (conn, rx) = hub
+                let conn = hub
                     .register(
                         UserId::from(format!("user-{i}")),
                         SessionId::from(format!("s-{i}")),
@@ -72,7 +72,7 @@ fn fanout(c: &mut Criterion) {
                         64,
                     )
                     .await;
-                queues.push((conn, rx));
+                queues.push(conn);
             }
             (hub, queues)
         });
@@ -86,15 +86,15 @@ fn fanout(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     // Empty every queue, so that each iteration delivers to all of them.
-                    for (_, rx) in queues.iter_mut() {
-                        while rx.try_recv().is_ok() {}
+                    for conn in &queues {
+                        while conn.outbox.pop().is_some() {}
                     }
                 },
                 |()| rt.block_on(hub.dispatch(&envelope)),
                 BatchSize::PerIteration,
             )
         });
-        let delivered = queues.iter_mut().filter_map(|(_, rx)| rx.try_recv().ok()).count();
+        let delivered = queues.iter().filter_map(|conn| conn.outbox.pop()).count();
         assert_eq!(delivered, receivers, "every connection got the frame");
     }
     group.finish();

@@ -7,6 +7,7 @@
 //! room, and to a user's topic while the user has a local connection. Subscription changes are
 //! made under an async lock, in the order the index changed, so the bus's view stays in step.
 
+use crate::outbox::{Outbox, Refused};
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 use parlor_domain::bus::{BusEvent, Envelope, Topic};
@@ -16,7 +17,6 @@ use parlor_domain::{Error, RoomId, SessionId, UserId};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Close codes the server uses.
@@ -42,7 +42,7 @@ pub struct ConnInner {
     pub user_id: UserId,
     pub session_id: SessionId,
     /// Frames waiting to be written.
-    tx: mpsc::Sender<Utf8Bytes>,
+    pub outbox: Outbox,
     /// Cancelled when the connection must close.
     kill: CancellationToken,
     /// The close code to send; 0 until one is chosen.
@@ -63,23 +63,23 @@ impl std::ops::Deref for Conn {
 impl Conn {
     /// Queues a frame without waiting. A full queue closes the connection (slow consumer).
     pub fn send(&self, frame: Utf8Bytes) -> bool {
-        match self.tx.try_send(frame) {
+        match self.outbox.try_push(frame) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 if self.close(close::TRY_AGAIN_LATER) {
                     metrics::counter!("parlor_slow_consumers_total").increment(1);
                     tracing::info!(conn = self.id, user_id = %self.user_id, "slow consumer closed");
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 
     /// Queues a frame, waiting for room (used by the connection's own replies, e.g. `sync`).
     pub async fn send_wait(&self, frame: Utf8Bytes) -> bool {
         let sent = tokio::select! {
-            sent = self.tx.send(frame) => sent.is_ok(),
+            sent = self.outbox.push(frame) => sent,
             () = self.kill.cancelled() => false,
         };
         count_frames(frames::DIRECT, u64::from(sent));
@@ -231,22 +231,20 @@ impl Hub {
         }
     }
 
-    /// Adds a connection in `rooms`, with a queue of `capacity` frames; returns its handle and the
-    /// receiving end of its queue.
+    /// Adds a connection in `rooms`, with a queue of `capacity` frames; returns its handle.
     pub async fn register(
         &self,
         user_id: UserId,
         session_id: SessionId,
         rooms: &[RoomId],
         capacity: usize,
-    ) -> (Conn, mpsc::Receiver<Utf8Bytes>) {
-        let (tx, rx) = mpsc::channel(capacity.max(16));
+    ) -> Conn {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Conn(Arc::new(ConnInner {
             id,
             user_id: user_id.clone(),
             session_id: session_id.clone(),
-            tx,
+            outbox: Outbox::new(capacity.max(16)),
             kill: CancellationToken::new(),
             close_code: AtomicU16::new(0),
         }));
@@ -270,7 +268,7 @@ impl Hub {
         }
         self.apply(subscribe, Vec::new()).await;
         metrics::gauge!("parlor_connections_open").increment(1.0);
-        (conn, rx)
+        conn
     }
 
     /// Puts a connection in more rooms (rooms found after it registered).

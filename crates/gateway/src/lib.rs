@@ -13,6 +13,7 @@ pub mod hub;
 mod limits;
 mod messages;
 pub mod openapi;
+pub mod outbox;
 mod pending;
 mod rooms;
 pub mod state;

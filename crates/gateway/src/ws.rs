@@ -1,7 +1,7 @@
 //! `GET /api/v1/ws`: the WebSocket session. After authentication (header or first frame) the
-//! connection joins the hub and gets `ready`; then a reader task (this one) parses and applies
-//! client frames while a writer task drains the connection's queue to the socket in bursts,
-//! flushing once per burst, and pings on the heartbeat. Either side closing closes both.
+//! connection joins the hub and gets `ready`; then one task per connection parses and applies
+//! client frames, drains the connection's outbox to the socket in bursts (one flush per burst),
+//! and pings on the heartbeat.
 
 use crate::error::ApiError;
 use crate::events;
@@ -15,7 +15,6 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use parlor_domain::model::PresenceStatus;
 use parlor_domain::ports::Page;
@@ -25,8 +24,9 @@ use parlor_domain::validate::{self, MAX_PAYLOAD_BYTES};
 use parlor_domain::{Error, MessageId, RoomId, Timestamp};
 use parlor_users::Authenticated;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -87,9 +87,6 @@ pub async fn upgrade(
     })
 }
 
-type Sink = SplitSink<WebSocket, Message>;
-type Stream = SplitStream<WebSocket>;
-
 fn close_message(code: u16) -> Message {
     let reason = match code {
         close::GOING_AWAY => "server shutting down",
@@ -102,20 +99,24 @@ fn close_message(code: u16) -> Message {
     Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
 }
 
-async fn session(socket: WebSocket, state: AppState, header_token: Option<String>) {
-    let (mut sink, mut stream) = socket.split();
+/// Sends an `error` frame and a close, giving up after a second.
+async fn refuse(socket: &mut WebSocket, e: &Error, code: u16) {
+    let frame = to_frame(&ServerEvent::Error(ErrorEvent::from_error(e, None)));
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        socket.send(Message::Text(frame)).await?;
+        socket.send(close_message(code)).await
+    })
+    .await;
+}
+
+async fn session(mut socket: WebSocket, state: AppState, header_token: Option<String>) {
     // Transient steps are boxed: a connection's task keeps the size of its largest state for
-    // its whole life, and an idle connection only needs the read loop's.
-    let auth = match Box::pin(authenticate(&state, header_token, &mut stream)).await {
+    // its whole life, and an idle connection only needs the serving loop's.
+    let auth = match Box::pin(authenticate(&state, header_token, &mut socket)).await {
         Ok(auth) => auth,
         Err(e) => {
             let code = if matches!(e, Error::Unauthorized(_)) { close::UNAUTHORIZED } else { 1011 };
-            let frame = to_frame(&ServerEvent::Error(ErrorEvent::from_error(&e, None)));
-            let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                sink.send(Message::Text(frame)).await?;
-                sink.send(close_message(code)).await
-            })
-            .await;
+            refuse(&mut socket, &e, code).await;
             return;
         }
     };
@@ -123,18 +124,21 @@ async fn session(socket: WebSocket, state: AppState, header_token: Option<String
         Ok(ids) => ids,
         Err(e) => {
             tracing::warn!(error = %e, "cannot load rooms for a new connection");
-            let frame = to_frame(&ServerEvent::Error(ErrorEvent::from_error(&e, None)));
-            let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Text(frame))).await;
-            let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close_message(1011))).await;
+            refuse(&mut socket, &e, 1011).await;
             return;
         }
     };
-    let (conn, rx) = state
+    let conn = state
         .hub
         .register(auth.user_id.clone(), auth.session_id.clone(), &room_ids, state.settings.outbound_buffer)
         .await;
     tracing::info!(conn = conn.id, user_id = %auth.user_id, "connection open");
-    run(&state, &conn, &auth, rx, sink, stream).await;
+    if Box::pin(greet(&state, &conn, &auth, &mut socket)).await {
+        serve(&state, &conn, &mut socket).await;
+        conn.close(close::NORMAL);
+        Box::pin(say_goodbye(&conn, &mut socket)).await;
+    }
+    conn.outbox.close();
     state.hub.unregister(&conn).await;
     // Record the time first, so that nobody sees the user offline with an older last_seen_at.
     let now = Timestamp::now();
@@ -152,7 +156,7 @@ async fn session(socket: WebSocket, state: AppState, header_token: Option<String
 async fn authenticate(
     state: &AppState,
     header_token: Option<String>,
-    stream: &mut Stream,
+    socket: &mut WebSocket,
 ) -> Result<Authenticated, Error> {
     if let Some(token) = header_token {
         return state.authenticator.authenticate(&token).await;
@@ -160,7 +164,7 @@ async fn authenticate(
     let unauthorized = |m: &str| Error::Unauthorized(m.to_owned());
     let first = tokio::time::timeout(state.settings.ws_auth_timeout, async {
         loop {
-            match stream.next().await {
+            match socket.next().await {
                 Some(Ok(Message::Text(t))) => return Some(t),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 _ => return None,
@@ -176,15 +180,9 @@ async fn authenticate(
     }
 }
 
-/// Serves an authenticated connection until it closes.
-async fn run(
-    state: &AppState,
-    conn: &Conn,
-    auth: &Authenticated,
-    rx: mpsc::Receiver<Utf8Bytes>,
-    mut sink: Sink,
-    mut stream: Stream,
-) {
+/// Sends `ready` with the user and their rooms, and announces the user online. False if the
+/// connection cannot go on.
+async fn greet(state: &AppState, conn: &Conn, auth: &Authenticated, socket: &mut WebSocket) -> bool {
     let ready = async {
         let user = state
             .store
@@ -194,28 +192,24 @@ async fn run(
         let rooms = state.store.user_rooms(&auth.user_id).await?;
         Ok::<_, Error>((user.user, rooms))
     };
-    let (user, rooms) = match Box::pin(ready).await {
+    let (user, rooms) = match ready.await {
         Ok(r) => r,
         Err(e) => {
-            let _ = sink
-                .send(Message::Text(to_frame(&ServerEvent::Error(ErrorEvent::from_error(&e, None)))))
-                .await;
-            let _ = sink.send(close_message(1011)).await;
-            return;
+            refuse(socket, &e, 1011).await;
+            return false;
         }
     };
     let room_ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
     // Rooms joined between the index and the snapshot.
     state.hub.enter_rooms(conn, &room_ids).await;
-    let heartbeat = state.settings.heartbeat;
     let ready = ServerEvent::Ready {
         session_id: auth.session_id.clone(),
         user,
         rooms,
-        heartbeat_ms: heartbeat.as_millis() as u64,
+        heartbeat_ms: state.settings.heartbeat.as_millis() as u64,
     };
-    if sink.send(Message::Text(to_frame(&ready))).await.is_err() {
-        return;
+    if socket.send(Message::Text(to_frame(&ready))).await.is_err() {
+        return false;
     }
     if state.presence.connected(&auth.user_id).await.unwrap_or(false) {
         events::presence(state, &auth.user_id, PresenceStatus::Online, Some(Timestamp::now()), room_ids)
@@ -224,117 +218,133 @@ async fn run(
     if let Err(e) = state.accounts.touch(auth).await {
         tracing::debug!(error = %e, "could not touch the session");
     }
-    let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), heartbeat));
-    read_loop(state, conn, &mut stream, heartbeat).await;
-    conn.close(close::NORMAL);
-    let _ = writer.await;
+    true
 }
 
-async fn read_loop(state: &AppState, conn: &Conn, stream: &mut Stream, heartbeat: Duration) {
+/// One task serves the connection: it reads and applies client frames one at a time, writes
+/// queued frames in bursts with one flush per burst (also while a frame is being applied, so a
+/// reply waiting for room in the queue is never stuck), pings every heartbeat, and closes the
+/// connection after two heartbeats without a frame from the client.
+async fn serve(state: &AppState, conn: &Conn, socket: &mut WebSocket) {
+    let heartbeat = state.settings.heartbeat;
     let mut last_heard = Instant::now();
+    let mut next_ping = last_heard + heartbeat;
+    let timer = tokio::time::sleep_until(next_ping);
+    tokio::pin!(timer);
+    let mut rearm = false;
+    let mut applying: Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> = None;
     loop {
-        let next = tokio::select! {
+        tokio::select! {
             biased;
             () = conn.killed() => return,
             () = state.shutdown.cancelled() => {
                 conn.close(close::GOING_AWAY);
                 return;
             }
-            next = tokio::time::timeout_at(last_heard + heartbeat * 2, stream.next()) => next,
-        };
-        let message = match next {
-            Err(_) => {
-                conn.close(close::HEARTBEAT_TIMEOUT);
-                return;
-            }
-            Ok(None) => return,
-            Ok(Some(Err(e))) => {
-                // tungstenite reports frames over its hard limit as a capacity error.
-                if e.to_string().contains("Space limit exceeded") {
-                    conn.close(close::TOO_BIG);
-                }
-                return;
-            }
-            Ok(Some(Ok(m))) => m,
-        };
-        last_heard = Instant::now();
-        match message {
-            Message::Text(text) => {
-                if text.len() > MAX_PAYLOAD_BYTES {
-                    conn.close(close::TOO_BIG);
+            () = conn.outbox.ready() => {
+                if !guarded(conn, write_burst(socket, conn)).await {
                     return;
                 }
-                Box::pin(handle(state, conn, text.as_str())).await;
             }
-            Message::Binary(data) => {
-                if data.len() > MAX_PAYLOAD_BYTES {
-                    conn.close(close::TOO_BIG);
+            () = async { if let Some(f) = applying.as_mut() { f.await } }, if applying.is_some() => {
+                applying = None;
+                last_heard = Instant::now();
+            }
+            next = socket.next(), if applying.is_none() => {
+                last_heard = Instant::now();
+                match next {
+                    None => return,
+                    Some(Err(e)) => {
+                        // tungstenite reports frames over its hard limit as a capacity error.
+                        if e.to_string().contains("Space limit exceeded") {
+                            conn.close(close::TOO_BIG);
+                        }
+                        return;
+                    }
+                    Some(Ok(Message::Text(text))) => {
+                        if text.len() > MAX_PAYLOAD_BYTES {
+                            conn.close(close::TOO_BIG);
+                            return;
+                        }
+                        applying = Some(Box::pin(async move { handle(state, conn, text.as_str()).await }));
+                    }
+                    Some(Ok(Message::Binary(data))) => {
+                        if data.len() > MAX_PAYLOAD_BYTES {
+                            conn.close(close::TOO_BIG);
+                            return;
+                        }
+                        conn.send_error(
+                            &Error::invalid("binary frames are not supported; send JSON text frames"),
+                            None,
+                        );
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) => return,
+                }
+            }
+            () = &mut timer => {
+                rearm = true;
+                let now = Instant::now();
+                if applying.is_some() {
+                    // The client is waiting on us, not the other way round.
+                    last_heard = now;
+                }
+                if now >= last_heard + heartbeat * 2 {
+                    conn.close(close::HEARTBEAT_TIMEOUT);
                     return;
                 }
-                conn.send_error(
-                    &Error::invalid("binary frames are not supported; send JSON text frames"),
-                    None,
-                );
+                if now >= next_ping {
+                    if !guarded(conn, socket.send(Message::Ping(Default::default()))).await {
+                        return;
+                    }
+                    next_ping = now + heartbeat;
+                }
             }
-            Message::Ping(_) | Message::Pong(_) => {}
-            Message::Close(_) => return,
+        }
+        let deadline = next_ping.min(last_heard + heartbeat * 2);
+        // A fired timer must be re-armed, or it would fire again at once.
+        if std::mem::take(&mut rearm) || timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
         }
     }
 }
 
-/// Writes queued frames in bursts, one flush per burst, and pings every heartbeat.
-async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Utf8Bytes>, conn: Conn, heartbeat: Duration) {
-    let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-    loop {
-        let ok = tokio::select! {
-            biased;
-            () = conn.killed() => break,
-            frame = rx.recv() => match frame {
-                Some(frame) => guarded(&conn, write_burst(&mut sink, frame, &mut rx)).await,
-                None => false,
-            },
-            _ = ping.tick() => guarded(&conn, sink.send(Message::Ping(Default::default()))).await,
-        };
-        if !ok {
-            conn.close(close::NORMAL);
-            break;
-        }
-    }
+/// Writes what was queued before the close (an `error` saying why, the last events before a
+/// shutdown; a slow consumer's backlog is what it is closed for), then the close frame.
+async fn say_goodbye(conn: &Conn, socket: &mut WebSocket) {
     let code = conn.close_code().unwrap_or(close::NORMAL);
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        // What was queued before the close (an `error` saying why, the last events before a
-        // shutdown) goes out first; a slow consumer's backlog is what it is closed for.
         if code != close::TRY_AGAIN_LATER {
-            while let Ok(frame) = rx.try_recv() {
-                sink.feed(Message::Text(frame)).await?;
+            while let Some(frame) = conn.outbox.pop() {
+                socket.feed(Message::Text(frame)).await?;
             }
         }
-        sink.send(close_message(code)).await
+        socket.send(close_message(code)).await
     })
     .await;
 }
 
 /// Runs a write unless the connection is told to close first.
-async fn guarded<E>(conn: &Conn, write: impl std::future::Future<Output = Result<(), E>>) -> bool {
+async fn guarded<E>(conn: &Conn, write: impl Future<Output = Result<(), E>>) -> bool {
     tokio::select! {
         r = write => r.is_ok(),
         () = conn.killed() => false,
     }
 }
 
-async fn write_burst(
-    sink: &mut Sink,
-    first: Utf8Bytes,
-    rx: &mut mpsc::Receiver<Utf8Bytes>,
-) -> Result<(), axum::Error> {
-    sink.feed(Message::Text(first)).await?;
-    for _ in 1..BURST {
-        match rx.try_recv() {
-            Ok(frame) => sink.feed(Message::Text(frame)).await?,
-            Err(_) => break,
+/// Writes up to a burst of queued frames and flushes once.
+async fn write_burst(socket: &mut WebSocket, conn: &Conn) -> Result<(), axum::Error> {
+    let mut fed = false;
+    for _ in 0..BURST {
+        match conn.outbox.pop() {
+            Some(frame) => {
+                socket.feed(Message::Text(frame)).await?;
+                fed = true;
+            }
+            None => break,
         }
     }
-    sink.flush().await
+    if fed { socket.flush().await } else { Ok(()) }
 }
 
 /// Parses and applies one client frame. Errors go back as `error` frames; the connection stays.
