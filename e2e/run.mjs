@@ -49,6 +49,8 @@ try {
 
 const SHOTS = path.resolve(process.env.PARLOR_SCREENSHOTS || path.join(repo, 'target', 'screenshots'));
 fs.mkdirSync(SHOTS, { recursive: true });
+// Failure pictures of an earlier run would pass for this one's.
+for (const f of fs.readdirSync(SHOTS)) if (/^failure-.*\.png$/.test(f)) fs.rmSync(path.join(SHOTS, f));
 
 // -------------------------------------------------------------------------------------------------
 // The server

@@ -668,21 +668,25 @@ export function cancelReplyOrEdit() {
 // Read markers
 
 let readTimer = null;
-/** Marks the open room read up to its newest message, if the page is being looked at. */
+/** Marks the open room read up to its newest message, if the page is being looked at: the badge
+ * goes at once, the marker follows a moment later (one call for a burst of messages). */
 export function markRead() {
-  clearTimeout(readTimer);
-  readTimer = setTimeout(() => {
-    const room = state.rooms.get(state.current);
-    if (!room || document.visibilityState !== 'visible') return;
-    const t = state.timelines.get(room.id);
-    const seq = Math.max(room.last_seq || 0, t ? maxSeq(t) : 0);
-    const changed = room.unread_count || state.mentioned.has(room.id);
+  const room = state.rooms.get(state.current);
+  if (!room || document.visibilityState !== 'visible') return;
+  if (room.unread_count || state.mentioned.has(room.id)) {
     room.unread_count = 0;
     state.mentioned.delete(room.id);
-    if (changed) renderSidebar();
-    if (seq <= (room.last_read_seq || 0)) return;
-    room.last_read_seq = seq;
-    if (!(conn && conn.send({ type: 'read', room_id: room.id, seq }))) api.read(room.id, seq).catch(() => {});
+    renderSidebar();
+  }
+  clearTimeout(readTimer);
+  readTimer = setTimeout(() => {
+    const now = state.rooms.get(state.current);
+    if (!now || document.visibilityState !== 'visible') return;
+    const t = state.timelines.get(now.id);
+    const seq = Math.max(now.last_seq || 0, t ? maxSeq(t) : 0);
+    if (seq <= (now.last_read_seq || 0)) return;
+    now.last_read_seq = seq;
+    if (!(conn && conn.send({ type: 'read', room_id: now.id, seq }))) api.read(now.id, seq).catch(() => {});
   }, 150);
 }
 
@@ -703,6 +707,7 @@ export function catchUp(roomIds) {
 export function onReady(frame) {
   state.me = frame.user;
   learnUser(frame.user);
+  state.presence.set(frame.user.id, 'online');
   setRooms(frame.rooms || []);
   catchUp([...state.timelines.keys()]);
   redeliverPending();
