@@ -68,9 +68,10 @@ function freePort() {
 
 /** A `parlor serve` on a fixed port and data directory, so a restart comes back at the same address. */
 class Server {
-  constructor(port, dataDir) {
+  constructor(port, dataDir, flags = []) {
     this.port = port;
     this.dataDir = dataDir;
+    this.flags = flags;
     this.base = `http://127.0.0.1:${port}`;
     this.child = null;
   }
@@ -83,6 +84,7 @@ class Server {
       'serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir,
       // Every browser here is one client address: do not throttle the test's sign-ups.
       '--auth-rate', '100', '--auth-burst', '1000',
+      ...this.flags,
     ];
     const child = spawn(BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -553,6 +555,38 @@ scenario('history loads older messages on scroll', async ({ browser, server }) =
     assert(seqs.length === 70 && seqs.every((s, i) => s === i + 1), `all 70 in order, got ${seqs.length}`);
   });
   await ctx.close();
+});
+
+scenario('a send over the rate limit is said inline', async ({ browser }) => {
+  // A server of its own, with a burst of two messages.
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'parlor-e2e-limit-'));
+  const server = new Server(await freePort(), dataDir, ['--send-rate', '1', '--send-burst', '2']);
+  await server.start();
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const p = watch(await ctx.newPage(), 'dave-limited');
+  try {
+    await step('Dave sends faster than allowed and is told to wait; his text is kept', async () => {
+      await register(p, server.base, 'dave', 'dave-password-1');
+      await finishPhrase(p);
+      await online(p);
+      await p.click('#nav-new-room');
+      await p.locator('#new-room-form [name=name]').fill('fast');
+      await p.locator('#new-room-form button[type=submit]').click();
+      await p.locator('#room-title', { hasText: 'fast' }).waitFor();
+      const box = p.locator('#composer-input');
+      for (const text of ['one', 'two', 'three', 'four']) {
+        await box.fill(`quick ${text}`);
+        await box.press('Enter');
+      }
+      await p.locator('#send-error', { hasText: 'sending too fast' }).waitFor();
+      assert((await box.inputValue()).startsWith('quick'), 'the refused text is back in the composer');
+      await shot(p, '08-rate-limited');
+    });
+  } finally {
+    await ctx.close();
+    await server.kill();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
 });
 
 scenario('recover with the phrase, change the password, sessions, log out', async ({ browser, server }) => {

@@ -591,11 +591,10 @@ function failed(nonce, err) {
   const p = state.pending.get(nonce);
   state.pending.delete(nonce);
   if (p && p.room_id === state.current) {
+    // The refused text comes back to the composer (after anything refused just before it).
     const input = byId('composer-input');
-    if (!input.value.trim()) {
-      input.value = p.body;
-      autosize(input);
-    }
+    input.value = input.value.trim() ? `${input.value}\n${p.body}` : p.body;
+    autosize(input);
     showSendError(describeSendError(err));
   }
   renderMessages();
