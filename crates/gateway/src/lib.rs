@@ -18,6 +18,7 @@ mod pending;
 mod rooms;
 pub mod state;
 mod users;
+mod web;
 mod ws;
 
 use crate::error::ApiError;
@@ -141,6 +142,12 @@ async fn not_found() -> ApiError {
     ApiError(Error::NotFound("no such route".into()))
 }
 
+/// The JSON 404 of an unknown path.
+fn not_found_response() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError(Error::NotFound("no such route".into())).into_response()
+}
+
 /// The header that carries a request's id, both ways.
 const REQUEST_ID: &str = "x-request-id";
 
@@ -192,12 +199,13 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(health::router()).nest("/api/v1", v1)
 }
 
-/// The gateway's routes: the API and the browsable page of its document, which fetches every
-/// asset from this server.
+/// The gateway's routes: the API, the browsable page of its document, which fetches every asset
+/// from this server, and the browser client at `/` (plain routes, not in the document).
 pub fn router(state: AppState) -> Router {
     let (api, _) = api().split_for_parts();
     let docs = SwaggerUi::new(openapi::PAGE_PATH).config(Config::new([openapi::DOCUMENT_PATH]));
     api.merge(docs)
+        .merge(web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
