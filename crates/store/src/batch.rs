@@ -37,6 +37,13 @@ pub(crate) type AccessCache = HashMap<(RoomId, UserId), Access>;
 pub(crate) type NonceKey = (RoomId, UserId, String);
 
 /// The statements a driver runs inside a batch's transaction.
+/// A new message that may owe e-mail: one in a direct room or with mentions.
+pub(crate) struct OutboxJob<'a> {
+    pub message: &'a Message,
+    pub due: Timestamp,
+    pub now: Timestamp,
+}
+
 #[async_trait]
 pub(crate) trait BatchDb: Send {
     /// The access of each pair whose room exists.
@@ -49,9 +56,9 @@ pub(crate) trait BatchDb: Send {
     async fn allocate_seqs(&mut self, counts: &[(RoomId, i64)]) -> Result<Vec<(RoomId, i64)>>;
     /// Inserts new messages.
     async fn insert_messages(&mut self, messages: &[Message]) -> Result<()>;
-    /// The outbox: e-mail jobs for the other member of a direct room and for mentioned members
-    /// who have an address and want e-mail, due at `due`.
-    async fn outbox(&mut self, message: &Message, due: Timestamp, now: Timestamp) -> Result<()>;
+    /// The outbox: for each job, e-mail jobs for the other member of a direct room and for
+    /// mentioned members who have an address and want e-mail, due at `due`.
+    async fn outbox(&mut self, jobs: &[OutboxJob<'_>]) -> Result<()>;
     /// A message of a room, deleted or not.
     async fn load_message(&mut self, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>>;
     /// Replaces a message's text and marks it edited at `at`.
@@ -217,7 +224,7 @@ async fn create_run<D: BatchDb + ?Sized>(
     }
 
     // Which creates go in, in order; repeats of one of them in this run share its fate.
-    let mut accepted: Vec<(usize, &Prepared, Create<'_>, User)> = Vec::new();
+    let mut accepted: Vec<(usize, &Prepared, Create<'_>, User, RoomKind)> = Vec::new();
     let mut first_of: HashMap<(&RoomId, &UserId, &str), usize> = HashMap::new();
     let mut repeats: Vec<(usize, usize)> = Vec::new();
     for (i, p, c) in creates {
@@ -251,7 +258,7 @@ async fn create_run<D: BatchDb + ?Sized>(
         if let Some(nonce) = c.nonce {
             first_of.insert((c.room_id, c.author_id, nonce), i);
         }
-        accepted.push((i, p, c, author));
+        accepted.push((i, p, c, author, acc.kind));
     }
     if accepted.is_empty() {
         return finish_repeats(repeats, outcomes);
@@ -259,7 +266,7 @@ async fn create_run<D: BatchDb + ?Sized>(
 
     // One allocation per room: the run's messages of a room take consecutive seqs.
     let mut counts: Vec<(RoomId, i64)> = Vec::new();
-    for (_, _, c, _) in &accepted {
+    for (_, _, c, _, _) in &accepted {
         match counts.iter_mut().find(|(r, _)| r == c.room_id) {
             Some((_, n)) => *n += 1,
             None => counts.push((c.room_id.clone(), 1)),
@@ -272,8 +279,8 @@ async fn create_run<D: BatchDb + ?Sized>(
     }
 
     let mut rows: Vec<Message> = Vec::with_capacity(accepted.len());
-    let mut written: Vec<(usize, &Prepared)> = Vec::with_capacity(accepted.len());
-    for (i, p, c, author) in accepted {
+    let mut written: Vec<(usize, &Prepared, RoomKind)> = Vec::with_capacity(accepted.len());
+    for (i, p, c, author, kind) in accepted {
         let seq = next_seq.get_mut(c.room_id).ok_or_else(|| Error::internal("no seq for a room"))?;
         rows.push(Message {
             id: MessageId::generate(),
@@ -289,14 +296,21 @@ async fn create_run<D: BatchDb + ?Sized>(
             edited_at: None,
             deleted: false,
         });
-        written.push((i, p));
+        written.push((i, p, kind));
         *seq += 1;
     }
     db.insert_messages(&rows).await?;
-    for ((i, p), message) in written.into_iter().zip(rows) {
-        if let Some(due) = p.notify_at {
-            db.outbox(&message, due, p.now).await?;
-        }
+    // Only a direct message or a mention can owe anyone an e-mail.
+    let jobs: Vec<OutboxJob<'_>> = written
+        .iter()
+        .zip(&rows)
+        .filter(|((_, _, kind), m)| *kind == RoomKind::Direct || !m.mentions.is_empty())
+        .filter_map(|((_, p, _), message)| p.notify_at.map(|due| OutboxJob { message, due, now: p.now }))
+        .collect();
+    if !jobs.is_empty() {
+        db.outbox(&jobs).await?;
+    }
+    for ((i, _, _), message) in written.into_iter().zip(rows) {
         outcomes[i] = Some(Outcome::Created { message, created: true });
     }
     finish_repeats(repeats, outcomes)

@@ -2,7 +2,7 @@
 //! full-text search (`tsvector`).
 
 use super::{PostgresStore, db_err};
-use crate::batch::{self, Access, BatchDb, NonceKey};
+use crate::batch::{self, Access, BatchDb, NonceKey, OutboxJob};
 use crate::rows;
 use async_trait::async_trait;
 use parlor_domain::model::Message;
@@ -144,22 +144,34 @@ impl BatchDb for PgConnection {
         Ok(())
     }
 
-    async fn outbox(&mut self, message: &Message, due: Timestamp, now: Timestamp) -> Result<()> {
-        let mentioned: Vec<String> = message.mentions.iter().map(ToString::to_string).collect();
+    async fn outbox(&mut self, jobs: &[OutboxJob<'_>]) -> Result<()> {
+        let ids: Vec<&str> = jobs.iter().map(|j| j.message.id.as_str()).collect();
+        let seqs: Vec<i64> = jobs.iter().map(|j| j.message.seq).collect();
+        let dues: Vec<i64> = jobs.iter().map(|j| j.due.millis()).collect();
+        let nows: Vec<i64> = jobs.iter().map(|j| j.now.millis()).collect();
+        let rooms: Vec<&str> = jobs.iter().map(|j| j.message.room_id.as_str()).collect();
+        let authors: Vec<&str> = jobs.iter().map(|j| j.message.author.id.as_str()).collect();
+        let mentions: Vec<String> = jobs
+            .iter()
+            .map(|j| serde_json::to_string(&j.message.mentions).map_err(Error::internal))
+            .collect::<Result<_>>()?;
         sqlx::query(
             "INSERT INTO notification_jobs (recipient_id, room_id, message_id, seq, due_at, next_attempt_at, created_at) \
-             SELECT m.user_id, m.room_id, $1, $2, $3, $3, $4 FROM memberships m \
+             SELECT m.user_id, m.room_id, j.message_id, j.seq, j.due, j.due, j.created \
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[]) \
+                  AS j (message_id, seq, due, created, room_id, author_id, mentions) \
+             JOIN memberships m ON m.room_id = j.room_id \
              JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
-             WHERE m.room_id = $5 AND m.user_id <> $6 AND u.email IS NOT NULL AND u.email_notifications \
-             AND (r.kind = 'direct' OR m.user_id = ANY($7))",
+             WHERE m.user_id <> j.author_id AND u.email IS NOT NULL AND u.email_notifications \
+             AND (r.kind = 'direct' OR m.user_id IN (SELECT jsonb_array_elements_text(j.mentions::jsonb)))",
         )
-        .bind(message.id.as_str())
-        .bind(message.seq)
-        .bind(due.millis())
-        .bind(now.millis())
-        .bind(message.room_id.as_str())
-        .bind(message.author.id.as_str())
-        .bind(mentioned)
+        .bind(ids)
+        .bind(seqs)
+        .bind(dues)
+        .bind(nows)
+        .bind(rooms)
+        .bind(authors)
+        .bind(mentions)
         .execute(&mut *self)
         .await
         .map_err(db_err)?;

@@ -2,7 +2,7 @@
 //! search (FTS5).
 
 use super::{SqliteStore, db_err};
-use crate::batch::{self, Access, BatchDb, NonceKey};
+use crate::batch::{self, Access, BatchDb, NonceKey, OutboxJob};
 use crate::rows;
 use async_trait::async_trait;
 use parlor_domain::model::Message;
@@ -162,26 +162,33 @@ impl BatchDb for SqliteConnection {
         Ok(())
     }
 
-    async fn outbox(&mut self, message: &Message, due: Timestamp, now: Timestamp) -> Result<()> {
-        let mentions = serde_json::to_string(&message.mentions).map_err(Error::internal)?;
-        sqlx::query(
-            "INSERT INTO notification_jobs (recipient_id, room_id, message_id, seq, due_at, next_attempt_at, created_at) \
-             SELECT m.user_id, m.room_id, ?, ?, ?, ?, ? FROM memberships m \
-             JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
-             WHERE m.room_id = ? AND m.user_id <> ? AND u.email IS NOT NULL AND u.email_notifications = 1 \
-             AND (r.kind = 'direct' OR m.user_id IN (SELECT value FROM json_each(?)))",
-        )
-        .bind(message.id.as_str())
-        .bind(message.seq)
-        .bind(due.millis())
-        .bind(due.millis())
-        .bind(now.millis())
-        .bind(message.room_id.as_str())
-        .bind(message.author.id.as_str())
-        .bind(mentions)
-        .execute(&mut *self)
-        .await
-        .map_err(db_err)?;
+    async fn outbox(&mut self, jobs: &[OutboxJob<'_>]) -> Result<()> {
+        for chunk in jobs.chunks(ROWS_PER_INSERT) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "WITH j (message_id, seq, due, created, room_id, author_id, mentions) AS (VALUES {values}) \
+                 INSERT INTO notification_jobs (recipient_id, room_id, message_id, seq, due_at, next_attempt_at, created_at) \
+                 SELECT m.user_id, m.room_id, j.message_id, j.seq, j.due, j.due, j.created FROM j \
+                 JOIN memberships m ON m.room_id = j.room_id \
+                 JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
+                 WHERE m.user_id <> j.author_id AND u.email IS NOT NULL AND u.email_notifications = 1 \
+                 AND (r.kind = 'direct' OR m.user_id IN (SELECT value FROM json_each(j.mentions)))"
+            );
+            // Built from constant fragments only; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for job in chunk {
+                let mentions = serde_json::to_string(&job.message.mentions).map_err(Error::internal)?;
+                query = query
+                    .bind(job.message.id.as_str())
+                    .bind(job.message.seq)
+                    .bind(job.due.millis())
+                    .bind(job.now.millis())
+                    .bind(job.message.room_id.as_str())
+                    .bind(job.message.author.id.as_str())
+                    .bind(mentions);
+            }
+            query.execute(&mut *self).await.map_err(db_err)?;
+        }
         Ok(())
     }
 
