@@ -321,3 +321,37 @@ async fn refusing_an_unknown_user_takes_as_long_as_refusing_a_wrong_password() {
     assert!(u * 2 >= k, "unknown {u:?} vs wrong password {k:?}");
     assert!(k * 2 >= u, "unknown {u:?} vs wrong password {k:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Data at rest
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn no_password_phrase_or_refresh_token_is_stored_in_the_clear_and_the_key_file_is_private() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    app.login_ok("alice", &alice.password).await;
+
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(app.data_dir()).expect("the data dir") {
+        let path = entry.expect("an entry").path();
+        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("parlor.db")) {
+            stored.extend(std::fs::read(&path).expect("a database file"));
+        }
+    }
+    let stored = String::from_utf8_lossy(&stored);
+
+    assert!(stored.contains("$argon2id$"), "passwords and phrases are Argon2id hashes");
+    for (what, secret) in
+        [("password", &alice.password), ("recovery phrase", &alice.phrase), ("refresh token", &alice.refresh)]
+    {
+        assert!(!stored.contains(secret.as_str()), "the {what} is not in the database");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            std::fs::metadata(app.data_dir().join("jwt-secret")).expect("the key file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the generated signing key is readable by its owner only");
+    }
+}
