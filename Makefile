@@ -1,5 +1,5 @@
 # Shortcuts for working on parlor. Everything here is plain cargo (or docker) underneath.
-.PHONY: build run test lint fmt bench bench-quick migrate seed services ci docker-build compose-up compose-observability compose-down
+.PHONY: build run test lint deny fmt bench bench-quick migrate seed services ci docker-build compose-up compose-observability compose-down
 
 build:
 	cargo build --release
@@ -13,6 +13,10 @@ test:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# Licenses and banned crates (deny.toml); `cargo install cargo-deny --locked` once.
+deny:
+	cargo deny check --hide-inclusion-graph licenses bans
 
 fmt:
 	cargo fmt --all

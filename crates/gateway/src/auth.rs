@@ -117,7 +117,8 @@ async fn register(
     Ok((StatusCode::CREATED, Json(r.into())))
 }
 
-/// Starts a session with a username and password.
+/// Starts a session with a username and password. Past `--auth-failures` wrong passwords for one
+/// username (known or not), attempts for it are 429 until the failures drain away.
 #[utoipa::path(
     post, path = "/login", tag = "auth", request_body = LoginBody,
     responses(
@@ -132,7 +133,10 @@ async fn login(
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<Json<SignedInBody>> {
     state.limits.auth(addr.ip())?;
-    Ok(Json(state.accounts.login(&body.username, &body.password, ua).await?.into()))
+    let attempt = state.limits.logins.attempt(&body.username)?;
+    let outcome = state.accounts.login(&body.username, &body.password, ua).await;
+    attempt.settle(&outcome);
+    Ok(Json(outcome?.into()))
 }
 
 /// Trades a refresh token for a new pair; the old refresh token stops working.
@@ -163,6 +167,7 @@ async fn logout(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<St
 }
 
 /// Sets a new password with the recovery phrase; every other session ends and a new phrase is given.
+/// Wrong phrases are counted per username as wrong passwords are for login.
 #[utoipa::path(
     post, path = "/recover", tag = "auth", request_body = RecoverBody,
     responses(
@@ -177,8 +182,10 @@ async fn recover(
     ApiJson(body): ApiJson<RecoverBody>,
 ) -> ApiResult<Json<RegisteredBody>> {
     state.limits.auth(addr.ip())?;
-    let r = state.accounts.recover(&body.username, &body.recovery_phrase, &body.new_password, ua).await?;
-    Ok(Json(r.into()))
+    let attempt = state.limits.recoveries.attempt(&body.username)?;
+    let outcome = state.accounts.recover(&body.username, &body.recovery_phrase, &body.new_password, ua).await;
+    attempt.settle(&outcome);
+    Ok(Json(outcome?.into()))
 }
 
 /// The caller's sessions, the current one marked.

@@ -1,5 +1,5 @@
 //! parlor's gateway role: the REST API and the WebSocket endpoint, authentication, rate limits,
-//! CORS, and the hub that delivers bus events to local connections. It writes messages only
+//! CORS and security headers, and the hub that delivers bus events to local connections. It writes messages only
 //! through the queue, and learns of every change through the bus, so any number of gateways can
 //! run side by side.
 
@@ -11,11 +11,13 @@ pub mod grpc;
 mod health;
 pub mod hub;
 mod limits;
+mod lockout;
 mod messages;
 pub mod openapi;
 pub mod outbox;
 mod pending;
 mod rooms;
+mod security;
 pub mod state;
 mod users;
 mod web;
@@ -84,7 +86,14 @@ pub async fn build(
         authenticator: deps.authenticator,
         hub: Hub::new(subs, gateway_id.clone()),
         pending: Pending::default(),
-        limits: Limits::new(settings.send_rate, settings.send_burst, settings.auth_rate, settings.auth_burst),
+        limits: Limits::new(
+            settings.send_rate,
+            settings.send_burst,
+            settings.auth_rate,
+            settings.auth_burst,
+            settings.auth_failures,
+            settings.auth_failure_window,
+        ),
         connections: Arc::new(Semaphore::new(settings.max_connections)),
         settings,
         gateway_id,
@@ -124,11 +133,20 @@ pub async fn build(
     Ok(state)
 }
 
+/// CORS: denied unless the origin is in `origins` (`*` allows any, which also gives every site
+/// the API, tokens being bearer headers and not cookies; an empty list, the default, allows none).
+/// The web client is served from the same origin and needs no CORS.
 fn cors(origins: &[String]) -> CorsLayer {
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        AllowOrigin::list(
+            origins
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/'))
+                .filter(|o| !o.is_empty())
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
     };
     CorsLayer::new()
         .allow_origin(allow)
@@ -210,6 +228,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
         .layer(cors(&state.settings.cors_origins))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
         .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
 }

@@ -1,16 +1,23 @@
 //! Rate limits: a token bucket per user for sends, and per client address for the calls that
-//! create sessions (register, login, refresh, recover).
+//! create sessions (register, login, refresh, recover); and failed logins and recoveries per
+//! account (`lockout.rs`).
 
+use crate::lockout::Lockout;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parlor_domain::{Error, UserId};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 /// The gateway's rate limiters.
 pub struct Limits {
     sends: DefaultKeyedRateLimiter<UserId>,
     auth: DefaultKeyedRateLimiter<IpAddr>,
+    /// Failed logins per account.
+    pub logins: Lockout,
+    /// Failed recoveries per account.
+    pub recoveries: Lockout,
 }
 
 fn quota(rate: u32, burst: u32) -> Quota {
@@ -31,11 +38,21 @@ fn check<K: std::hash::Hash + Eq + Clone>(
 
 impl Limits {
     /// Limits of `send_rate` messages a second per user (bursts of `send_burst`) and `auth_rate`
-    /// session calls a second per address (bursts of `auth_burst`).
-    pub fn new(send_rate: u32, send_burst: u32, auth_rate: u32, auth_burst: u32) -> Self {
+    /// session calls a second per address (bursts of `auth_burst`), and `failures` failed logins
+    /// or recoveries per account draining over `window`.
+    pub fn new(
+        send_rate: u32,
+        send_burst: u32,
+        auth_rate: u32,
+        auth_burst: u32,
+        failures: u32,
+        window: Duration,
+    ) -> Self {
         Self {
             sends: RateLimiter::keyed(quota(send_rate, send_burst)),
             auth: RateLimiter::keyed(quota(auth_rate, auth_burst)),
+            logins: Lockout::new(failures, window),
+            recoveries: Lockout::new(failures, window),
         }
     }
 
@@ -55,5 +72,7 @@ impl Limits {
     pub fn sweep(&self) {
         self.sends.retain_recent();
         self.auth.retain_recent();
+        self.logins.sweep();
+        self.recoveries.sweep();
     }
 }

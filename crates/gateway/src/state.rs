@@ -32,8 +32,15 @@ pub struct GatewaySettings {
     pub max_connections: usize,
     /// How long a REST send waits for its outcome before answering 503.
     pub send_timeout: Duration,
-    /// Origins allowed by CORS; `*` allows any.
+    /// Origins allowed by CORS and on the WebSocket upgrade besides the server's own; `*`
+    /// allows any; empty (the default) allows none.
     pub cors_origins: Vec<String>,
+    /// Failed logins (and, apart, recoveries) per account before attempts are refused.
+    pub auth_failures: u32,
+    /// How long those failures take to drain away.
+    pub auth_failure_window: Duration,
+    /// `Strict-Transport-Security: max-age` on every answer, when served over TLS (by a proxy).
+    pub hsts_max_age: Option<Duration>,
 }
 
 impl Default for GatewaySettings {
@@ -48,7 +55,10 @@ impl Default for GatewaySettings {
             outbound_buffer: 4096,
             max_connections: 50_000,
             send_timeout: Duration::from_secs(10),
-            cors_origins: vec!["*".into()],
+            cors_origins: Vec::new(),
+            auth_failures: 10,
+            auth_failure_window: Duration::from_secs(15 * 60),
+            hsts_max_age: None,
         }
     }
 }

@@ -44,7 +44,8 @@ const SYNC_MAX_ROOMS: usize = 1000;
 /// Most frames written between two flushes.
 const BURST: usize = 256;
 
-/// Upgrades the request. The upgrade always succeeds; authentication follows on the socket.
+/// Upgrades the request. A browser's upgrade from a foreign origin is refused (403); otherwise
+/// the upgrade always succeeds, and authentication follows on the socket.
 #[utoipa::path(
     get, path = "/ws", tag = "realtime",
     description = "Authenticate with an `Authorization: Bearer` header on the upgrade, or with an `auth` \
@@ -53,6 +54,7 @@ const BURST: usize = 256;
     responses(
         (status = 101, description = "switching to the WebSocket protocol; frames as in docs/api.md"),
         crate::openapi::InvalidRequest,
+        crate::openapi::Forbidden,
         crate::openapi::Unavailable
     )
 )]
@@ -61,6 +63,9 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if !crate::security::origin_allowed(&headers, &state.settings.cors_origins) {
+        return crate::security::foreign_origin();
+    }
     let ws = match ws {
         Ok(ws) => ws,
         Err(_) => {

@@ -291,9 +291,22 @@ pub struct HttpArgs {
     /// Most WebSockets open at once.
     #[arg(long, env = "PARLOR_MAX_CONNECTIONS", default_value = "50000")]
     pub max_connections: usize,
-    /// Origins allowed by CORS, comma-separated; `*` allows any.
-    #[arg(long, env = "PARLOR_CORS_ORIGINS", default_value = "*", value_delimiter = ',')]
+    /// Origins allowed by CORS and to open WebSockets, comma-separated (`https://app.example`);
+    /// `*` allows any. By default none: the server's own pages need no CORS.
+    #[arg(long, env = "PARLOR_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Failed logins (and, counted apart, recoveries) per username before further attempts for
+    /// it are refused with 429; they drain away over --auth-failure-window.
+    #[arg(long, env = "PARLOR_AUTH_FAILURES", default_value = "10", value_parser = positive)]
+    pub auth_failures: u32,
+    /// How long --auth-failures take to drain away (a locked account gets one more attempt every
+    /// window / failures).
+    #[arg(long, env = "PARLOR_AUTH_FAILURE_WINDOW", default_value = "15m", value_parser = duration)]
+    pub auth_failure_window: Duration,
+    /// Sends `Strict-Transport-Security: max-age=<this>` on every answer; set it only when the
+    /// server is reached over HTTPS (through a proxy that ends TLS). Off by default.
+    #[arg(long, env = "PARLOR_HSTS_MAX_AGE", value_parser = duration)]
+    pub hsts_max_age: Option<Duration>,
     /// How long a REST send waits for its outcome before answering 503.
     #[arg(long, env = "PARLOR_SEND_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub send_timeout: Duration,

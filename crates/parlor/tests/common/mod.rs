@@ -45,10 +45,16 @@ impl DataDir {
 /// Flags every test server gets unless a test sets them: generous limits so tests are not
 /// throttled by accident.
 fn default_flags() -> BTreeMap<String, String> {
-    [("--auth-rate", "1000"), ("--auth-burst", "10000"), ("--send-rate", "1000"), ("--send-burst", "10000")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    [
+        ("--auth-rate", "1000"),
+        ("--auth-burst", "10000"),
+        ("--auth-failures", "1000"),
+        ("--send-rate", "1000"),
+        ("--send-burst", "10000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 fn start(dir: &Path, flags: &BTreeMap<String, String>) -> (Child, String) {
