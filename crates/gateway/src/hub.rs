@@ -25,6 +25,8 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The server is going away (shutdown).
     pub const GOING_AWAY: u16 = 1001;
+    /// A browser's socket from an origin that is not allowed.
+    pub const POLICY: u16 = 1008;
     /// A frame over the size limit.
     pub const TOO_BIG: u16 = 1009;
     /// Slow consumer: too many frames queued; reconnect and `sync`.

@@ -9,12 +9,11 @@
 //! on everything else, which is JSON), `Cache-Control: no-store` on the API (its answers carry
 //! tokens and personal data), and `Strict-Transport-Security` when configured.
 
-use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use parlor_domain::Error;
 
 /// The policy of API answers: they are data, never a document to render or frame.
@@ -82,10 +81,9 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     [host, forwarded].into_iter().flatten().any(|h| h.eq_ignore_ascii_case(&authority))
 }
 
-/// The answer to an upgrade from a foreign origin: 403 `forbidden`.
-pub fn foreign_origin() -> Response {
-    ApiError(Error::Forbidden("this origin may not open a WebSocket here; see --cors-origins".into()))
-        .into_response()
+/// What a socket from a foreign origin is told before it is closed: `forbidden`.
+pub fn foreign_origin() -> Error {
+    Error::Forbidden("this origin may not open a WebSocket here; see --cors-origins".into())
 }
 
 #[cfg(test)]

@@ -44,8 +44,9 @@ const SYNC_MAX_ROOMS: usize = 1000;
 /// Most frames written between two flushes.
 const BURST: usize = 256;
 
-/// Upgrades the request. A browser's upgrade from a foreign origin is refused (403); otherwise
-/// the upgrade always succeeds, and authentication follows on the socket.
+/// Upgrades the request. The upgrade always succeeds (the contract says so); a browser's socket
+/// from a foreign origin then gets `error` `forbidden` and a close with 1008 before it can
+/// authenticate, and anyone else's authentication follows on the socket.
 #[utoipa::path(
     get, path = "/ws", tag = "realtime",
     description = "Authenticate with an `Authorization: Bearer` header on the upgrade, or with an `auth` \
@@ -54,7 +55,6 @@ const BURST: usize = 256;
     responses(
         (status = 101, description = "switching to the WebSocket protocol; frames as in docs/api.md"),
         crate::openapi::InvalidRequest,
-        crate::openapi::Forbidden,
         crate::openapi::Unavailable
     )
 )]
@@ -63,9 +63,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    if !crate::security::origin_allowed(&headers, &state.settings.cors_origins) {
-        return crate::security::foreign_origin();
-    }
+    let foreign = !crate::security::origin_allowed(&headers, &state.settings.cors_origins);
     let ws = match ws {
         Ok(ws) => ws,
         Err(_) => {
@@ -84,7 +82,12 @@ pub async fn upgrade(
     ws.on_upgrade(move |socket| {
         tracker.track_future(
             async move {
-                session(socket, state, header_token).await;
+                if foreign {
+                    let mut socket = socket;
+                    refuse(&mut socket, &crate::security::foreign_origin(), close::POLICY).await;
+                } else {
+                    session(socket, state, header_token).await;
+                }
                 drop(permit);
             }
             .instrument(span),
@@ -99,6 +102,7 @@ fn close_message(code: u16) -> Message {
         close::TRY_AGAIN_LATER => "too slow: reconnect and sync",
         close::UNAUTHORIZED => "unauthorized",
         close::HEARTBEAT_TIMEOUT => "heartbeat timeout",
+        close::POLICY => "origin not allowed",
         _ => "",
     };
     Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))

@@ -9,7 +9,6 @@ use common::{TestApp, WAIT, retry_after_secs};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 fn client() -> reqwest::Client {
@@ -156,36 +155,35 @@ async fn cors_allows_exactly_the_configured_origins() {
 // WebSocket origin
 // ---------------------------------------------------------------------------------------------
 
-/// Opens a WebSocket with an `Origin` header; `Ok` once `ready` came, or the refusal's status
-/// and JSON body.
-async fn ws_from(app: &TestApp, origin: &str, token: &str) -> Result<(), (u16, Value)> {
+/// Opens a WebSocket with an `Origin` header: Ok once `ready` comes, or the `error` frame and the
+/// close code the socket got instead.
+async fn ws_from(app: &TestApp, origin: &str, token: &str) -> Result<(), (Value, Option<u16>)> {
     let mut req = format!("ws://{}/api/v1/ws", app.addr).into_client_request().expect("request");
     req.headers_mut().insert("origin", origin.parse().expect("header"));
     req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((stream, _)) => {
-            let mut ws = common::WsClient { stream, ready: Value::Null };
-            ws.next_of_type("ready").await;
-            Ok(())
-        }
-        Err(tungstenite::Error::Http(resp)) => {
-            let body = resp.body().as_deref().unwrap_or_default();
-            Err((resp.status().as_u16(), serde_json::from_slice(body).unwrap_or(Value::Null)))
-        }
-        Err(e) => panic!("unexpected WebSocket error {e}"),
+    let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("the upgrade always succeeds");
+    let mut ws = common::WsClient { stream, ready: Value::Null };
+    let first = ws.next_json().await;
+    if first["type"] == "ready" {
+        return Ok(());
     }
+    Err((first, ws.closed().await))
 }
 
 #[tokio::test]
-async fn a_websocket_upgrade_from_a_foreign_origin_is_403_forbidden() {
+async fn a_browser_socket_from_a_foreign_origin_gets_forbidden_and_a_1008_close() {
     let app = TestApp::spawn().await;
     let alice = app.register("alice").await;
 
     for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
-        let (status, body) = ws_from(&app, origin, &alice.token).await.expect_err("refused");
+        let (frame, code) = ws_from(&app, origin, &alice.token).await.expect_err("refused");
 
-        assert_eq!(status, 403, "{origin}");
-        assert_eq!(body["error"]["code"], "forbidden", "{origin}: {body}");
+        assert_eq!(
+            (frame["type"].as_str(), frame["code"].as_str()),
+            (Some("error"), Some("forbidden")),
+            "{origin}: {frame}"
+        );
+        assert_eq!(code, Some(1008), "{origin}");
     }
 }
 
