@@ -5,6 +5,7 @@
 mod ceiling;
 mod client;
 mod report;
+mod soak;
 mod stats;
 mod sys;
 mod workloads;
@@ -38,6 +39,8 @@ enum Cmd {
     Idle(IdleArgs),
     /// Acknowledged sends per second at saturation: many senders, each with a window of sends in flight.
     Persist(PersistArgs),
+    /// K connections over U accounts in rooms, steady traffic for a long time: the server's memory and open files over time.
+    Soak(SoakArgs),
     /// Run the ceiling: a lean broadcast server with the same frames, no auth and no storage.
     Ceiling(CeilingArgs),
 }
@@ -123,6 +126,30 @@ struct IdleArgs {
     /// How long to hold them open before measuring.
     #[arg(long, default_value_t = 5.0)]
     hold_secs: f64,
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections to hold open.
+    #[arg(long, default_value_t = 10000)]
+    connections: usize,
+    /// Accounts the connections are spread over; each account sends from its first connection.
+    #[arg(long, default_value_t = 500)]
+    accounts: usize,
+    /// Accounts per room.
+    #[arg(long, default_value_t = 10)]
+    room_size: usize,
+    /// Messages per second, all senders together.
+    #[arg(long, default_value_t = 100.0)]
+    msg_rate: f64,
+    /// How long the traffic runs.
+    #[arg(long, default_value_t = 30.0)]
+    minutes: f64,
+    /// How often to read the server's RSS and open files.
+    #[arg(long, default_value_t = 30.0)]
+    sample_secs: f64,
 }
 
 #[derive(Args)]
@@ -222,6 +249,24 @@ async fn main() -> Result<()> {
             let run = run_common(&a.common, 4).await?;
             let r = workloads::idle(&run, a.connections, a.accounts, a.hold_secs).await?;
             output(&a.common, &r)
+        }
+        Cmd::Soak(a) => {
+            let run = run_common(&a.common, 4).await?;
+            let args = soak::SoakArgs {
+                connections: a.connections,
+                accounts: a.accounts,
+                room_size: a.room_size,
+                msg_rate: a.msg_rate,
+                minutes: a.minutes,
+                sample_secs: a.sample_secs,
+            };
+            let r = soak::soak(&run, &args).await?;
+            soak::print(&r);
+            if let Some(p) = &a.common.json {
+                std::fs::write(p, serde_json::to_vec_pretty(&r)?)?;
+                eprintln!("wrote {}", p.display());
+            }
+            Ok(())
         }
         Cmd::Persist(a) => {
             let run = run_common(&a.common, 0).await?;

@@ -101,3 +101,8 @@ pub fn machine() -> String {
     let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
     format!("{model}; cpus online {}; bench may use {cores}; memory {mem}", online.trim())
 }
+
+/// Open file descriptors of a process, by counting /proc/<pid>/fd.
+pub fn open_fds(pid: &str) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}

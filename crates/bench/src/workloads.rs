@@ -42,11 +42,11 @@ impl Run {
         }
     }
 
-    fn server_meter(&self) -> Option<CpuMeter> {
+    pub(crate) fn server_meter(&self) -> Option<CpuMeter> {
         self.server_pid.map(|p| CpuMeter::start(&p.to_string()))
     }
 
-    fn server_rss(&self) -> Option<u64> {
+    pub(crate) fn server_rss(&self) -> Option<u64> {
         self.server_pid.and_then(|p| sys::rss_kib(&p.to_string()))
     }
 }
@@ -66,7 +66,7 @@ type Source = SplitStream<Ws>;
 
 /// Reads a socket's frames until it closes: deliveries of bench messages (when `deliveries`), and
 /// acks and errors of the sends made on it.
-async fn read_loop(mut source: Source, stats: Arc<Stats>, deliveries: bool) {
+pub(crate) async fn read_loop(mut source: Source, stats: Arc<Stats>, deliveries: bool) {
     while let Some(msg) = source.next().await {
         let text = match msg {
             Ok(Message::Text(t)) => t,
@@ -130,7 +130,7 @@ fn finish_step(stats: &Stats, i: usize, rate: f64, secs: f64, expected: u64, sta
 }
 
 /// Shows the delivered frames per second on a bar that counts the milliseconds of a step.
-fn step_bar(secs: f64, what: String) -> ProgressBar {
+pub(crate) fn step_bar(secs: f64, what: String) -> ProgressBar {
     let b = ProgressBar::new((secs * 1000.0) as u64);
     b.set_style(
         ProgressStyle::with_template("{prefix:>12} [{elapsed_precise}] {wide_bar} {msg}")
