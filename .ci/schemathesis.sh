@@ -82,19 +82,22 @@ token() {
         python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
 }
 
+# schemathesis runs in the temporary directory: it keeps a cache of crashes where it runs.
+st() { (cd "$WORK" && schemathesis "$@"); }
+
 # schemathesis against the running server. Two passes: every operation but the two that end the
 # caller's own session (logout, ending a session), whose success would leave the rest of the run
 # with a dead token; then those two, with a token of their own.
 fuzz() {
     local name="$1" failed=0 tok
     tok="$(token "fuzzer")"
-    schemathesis run "$BASE/api/v1/openapi.json" --url "$BASE" \
+    st run "$BASE/api/v1/openapi.json" --url "$BASE" \
         -H "Authorization: Bearer $tok" --checks "$CHECKS" --max-examples "$EXAMPLES" \
         --exclude-path /api/v1/auth/logout --exclude-path '/api/v1/auth/sessions/{id}' \
         --no-color --output-truncate false --seed "${FUZZ_SEED:-20261122}" --generation-allow-x00 true --generation-database none \
         --report junit --report-junit-path "$WORK/junit-$name.xml" || failed=1
     tok="$(token "ender")"
-    schemathesis run "$BASE/api/v1/openapi.json" --url "$BASE" \
+    st run "$BASE/api/v1/openapi.json" --url "$BASE" \
         -H "Authorization: Bearer $tok" --checks "$CHECKS" --max-examples "$EXAMPLES" \
         --include-path /api/v1/auth/logout --include-path '/api/v1/auth/sessions/{id}' \
         --no-color --output-truncate false --seed "${FUZZ_SEED:-20261122}" --generation-database none || failed=1
