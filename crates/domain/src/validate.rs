@@ -78,6 +78,7 @@ pub fn room_name(s: &str) -> Result<String, Error> {
     if !(1..=100).contains(&n) {
         return Err(Error::validation("name", "room name must be 1 to 100 characters"));
     }
+    no_nul("name", t)?;
     Ok(t.to_owned())
 }
 
@@ -87,6 +88,7 @@ pub fn topic(s: &str) -> Result<String, Error> {
     if t.chars().count() > 1000 {
         return Err(Error::validation("topic", "topic must be at most 1000 characters"));
     }
+    no_nul("topic", t)?;
     Ok(t.to_owned())
 }
 
@@ -99,6 +101,24 @@ pub fn body(s: &str) -> Result<(), Error> {
     }
     if n > MAX_BODY_CHARS {
         return Err(Error::validation("body", "message body must be at most 4000 characters"));
+    }
+    no_nul("body", s)
+}
+
+/// Text is stored as it is sent, and no store keeps U+0000 (PostgreSQL's text cannot): a text
+/// holding one breaks the charset rule.
+fn no_nul(field: &str, s: &str) -> Result<(), Error> {
+    if s.contains('\0') {
+        return Err(Error::validation(field, format!("{field} may not hold the NUL character")));
+    }
+    Ok(())
+}
+
+/// The message a send replies to. An id holding U+0000 names no message: the same answer as for
+/// an id that does not exist, given here because PostgreSQL cannot even look such an id up.
+pub fn reply_to(id: &str) -> Result<(), Error> {
+    if id.contains('\0') {
+        return Err(Error::validation("reply_to", "no such message in this room"));
     }
     Ok(())
 }
@@ -132,6 +152,15 @@ pub fn seq(field: &str, seq: i64) -> Result<i64, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn texts_holding_nul_are_refused() {
+        assert!(room_name("a\0b").is_err());
+        assert!(topic("a\0b").is_err());
+        assert!(body("a\0b").is_err());
+        assert!(reply_to("a\0b").is_err());
+        assert!(body("a b").is_ok() && room_name("a b").is_ok() && reply_to("m1").is_ok());
+    }
 
     #[test]
     fn usernames_follow_the_contract() {

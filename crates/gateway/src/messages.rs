@@ -127,6 +127,9 @@ async fn send(
     if let Some(nonce) = &body.nonce {
         validate::nonce(nonce)?;
     }
+    if let Some(reply_to) = &body.reply_to {
+        validate::reply_to(reply_to.as_str())?;
+    }
     member_access(&state, &room_id, &auth.user_id).await?;
     state.limits.send(&auth.user_id)?;
     let command = Command::Create {

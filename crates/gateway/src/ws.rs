@@ -412,6 +412,9 @@ async fn send(
 ) -> Result<(), Error> {
     validate::nonce(&nonce)?;
     validate::body(&body)?;
+    if let Some(reply_to) = &reply_to {
+        validate::reply_to(reply_to.as_str())?;
+    }
     ensure_member(state, conn, &room_id).await?;
     state.limits.send(&conn.user_id)?;
     let command = Command::Create {

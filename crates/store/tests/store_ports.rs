@@ -508,6 +508,25 @@ async fn accounts_are_disabled_and_enabled_and_ended_sessions_are_found_by_time(
     assert!(store.sessions_ended_since(now.plus_millis(21), 10).await.expect("after").is_empty());
 }
 
+/// PostgreSQL's text cannot hold U+0000: a key or query holding it names nothing, on every
+/// driver alike, and is never a server error (found by contract fuzzing).
+async fn keys_and_queries_holding_nul_name_nothing(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let r = room(&store, &alice, "general", Visibility::Public).await;
+    let nul = "a\0b";
+    assert!(store.user_by_username(nul).await.expect("by username").is_none());
+    assert!(store.search_users(nul, 20).await.expect("search users").is_empty());
+    assert!(store.public_rooms(nul, 20).await.expect("public rooms").is_empty());
+    let not_there = |what: &str, r: Result<bool, Error>| match r {
+        Ok(false) | Err(Error::NotFound(_)) => {}
+        other => panic!("{what}: {other:?}"),
+    };
+    not_there("user", store.user_by_id(&UserId::from(nul)).await.map(|u| u.is_some()));
+    not_there("room", store.room_access(&RoomId::from(nul), &alice).await.map(|a| a.is_some()));
+    not_there("mark read", store.mark_read(&RoomId::from(nul), &alice, 1).await.map(|_| true));
+    not_there("message", store.message(&r, &MessageId::from(nul)).await.map(|m| m.is_some()));
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -544,4 +563,5 @@ suite!(
     concurrent_batches_on_one_room_stay_gapless,
     notification_jobs_are_written_with_the_message_and_claimed_once_per_recipient,
     accounts_are_disabled_and_enabled_and_ended_sessions_are_found_by_time,
+    keys_and_queries_holding_nul_name_nothing,
 );

@@ -257,6 +257,11 @@ impl TestApp {
         }
     }
 
+    /// `register` with an owned name, for futures that outlive the name's borrow.
+    pub async fn register_owned(&self, username: String) -> TestUser {
+        self.register(&username).await
+    }
+
     /// Creates a room owned by `owner`; returns its id.
     pub async fn room(&self, owner: &TestUser, name: &str, visibility: &str) -> String {
         let (status, body) =

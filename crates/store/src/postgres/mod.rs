@@ -131,6 +131,11 @@ impl Store for PostgresStore {
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict("already exists".into()),
+        // 22021: a bound text holds U+0000, which PostgreSQL's text cannot. Every stored text was
+        // validated free of it, so such a key (an id from a path or a body) names nothing.
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("22021") => {
+            Error::NotFound("no such resource".into())
+        }
         // Class 08 (connection), 53 (resources), 57P (operator intervention: shutdown, restart).
         sqlx::Error::Database(d)
             if d.code()

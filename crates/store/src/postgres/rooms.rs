@@ -142,6 +142,9 @@ impl RoomStore for PostgresStore {
     }
 
     async fn public_rooms(&self, query: &str, limit: i64) -> Result<Vec<Room>> {
+        if query.contains('\0') {
+            return Ok(Vec::new()); // no room name holds NUL
+        }
         let found = sqlx::query(concat!(
             "SELECT ",
             room_cols!(),

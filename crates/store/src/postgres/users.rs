@@ -41,6 +41,9 @@ impl UserStore for PostgresStore {
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
+        if username.contains('\0') {
+            return Ok(None); // no username holds NUL, and PostgreSQL cannot compare with one
+        }
         let row = sqlx::query(concat!("SELECT ", user_cols!(), " FROM users WHERE username_key = $1"))
             .bind(username.to_lowercase())
             .fetch_optional(&self.pool)
@@ -66,6 +69,9 @@ impl UserStore for PostgresStore {
     }
 
     async fn search_users(&self, prefix: &str, limit: i64) -> Result<Vec<User>> {
+        if prefix.contains('\0') {
+            return Ok(Vec::new()); // no username holds NUL
+        }
         let found = sqlx::query(
             "SELECT id, username, display_name, created_at FROM users \
              WHERE username_key LIKE $1 ESCAPE '\\' ORDER BY username_key LIMIT $2",
