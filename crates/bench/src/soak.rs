@@ -1,12 +1,11 @@
 //! `soak`: K connections over U accounts in rooms, steady traffic for a long time, and the
 //! server's memory and open files sampled all along: after the warm-up both should stay flat.
 
-use crate::client::send_frame;
 use crate::stats::Stats;
 use crate::sys;
-use crate::workloads::{Run, bar, read_loop, step_bar};
+use crate::workloads::{Run, bar, read_loop, send_steadily, step_bar};
 use anyhow::{Result, bail};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -126,20 +125,11 @@ pub async fn soak(run: &Run, a: &SoakArgs) -> Result<Soak> {
         let (stats, expected) = (stats.clone(), expected.clone());
         let phase = period.mul_f64(i as f64 / accounts as f64);
         tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(start + phase, period);
-            let mut seq = 0u64;
-            loop {
-                let at = tick.tick().await;
-                if at >= start + dur {
-                    break;
-                }
-                if sink.send(send_frame(&room_id, 0, seq, sys::now_us())).await.is_err() {
-                    break;
-                }
-                seq += 1;
+            send_steadily(&mut sink, &room_id, start + phase, period, start + dur, || {
                 stats.steps[0].sent.fetch_add(1, Relaxed);
                 expected.fetch_add(fanout, Relaxed);
-            }
+            })
+            .await;
             // Keep the socket open (and read) until the run ends.
             tokio::time::sleep(Duration::from_secs(3600)).await;
             drop(sink);

@@ -95,6 +95,30 @@ pub(crate) async fn read_loop(mut source: Source, stats: Arc<Stats>, deliveries:
     stats.closed.fetch_add(1, Relaxed);
 }
 
+/// Sends one message to `room` every `period` from `first` until `end`, calling `sent` after each.
+pub(crate) async fn send_steadily(
+    sink: &mut Sink,
+    room: &str,
+    first: tokio::time::Instant,
+    period: Duration,
+    end: tokio::time::Instant,
+    sent: impl Fn(),
+) {
+    let mut tick = tokio::time::interval_at(first, period);
+    let mut seq = 0u64;
+    loop {
+        let at = tick.tick().await;
+        if at >= end {
+            break;
+        }
+        if sink.send(send_frame(room, 0, seq, now_us())).await.is_err() {
+            break;
+        }
+        seq += 1;
+        sent();
+    }
+}
+
 /// Waits until `done()` or the grace period ends.
 async fn grace(run: &Run, done: impl Fn() -> bool) {
     let end = Instant::now() + run.grace;
@@ -310,20 +334,11 @@ pub async fn rooms(
         let (stats, room_sent) = (stats.clone(), room_sent.clone());
         let phase = period.mul_f64(i as f64 / connections as f64);
         tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(start + phase, period);
-            let mut seq = 0u64;
-            loop {
-                let at = tick.tick().await;
-                if at >= start + dur {
-                    break;
-                }
-                if sink.send(send_frame(&room, 0, seq, now_us())).await.is_err() {
-                    break;
-                }
-                seq += 1;
+            send_steadily(&mut sink, &room, start + phase, period, start + dur, || {
                 stats.steps[0].sent.fetch_add(1, Relaxed);
                 room_sent[room_of(i)].fetch_add(1, Relaxed);
-            }
+            })
+            .await;
         }));
     }
     let b = step_bar(secs, format!("{connections} conns"));
