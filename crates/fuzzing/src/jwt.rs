@@ -5,6 +5,7 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use parlor_users::{Authenticated, TokenKeys};
+use serde::Deserialize;
 use sha2::Sha256;
 use std::sync::LazyLock;
 
@@ -19,6 +20,18 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    exp: Option<i64>,
+    sub: Option<String>,
+    sid: Option<String>,
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
@@ -28,17 +41,20 @@ fn now() -> i64 {
 fn assert_sound(token: &str, auth: &Authenticated) {
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3, "accepted {token:?}");
-    let json = |part: &str| -> serde_json::Value {
-        let bytes = LENIENT.decode(part).unwrap_or_else(|e| panic!("accepted {token:?}: {e}"));
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("accepted {token:?}: {e}"))
+    let decode = |part: &str| -> Vec<u8> {
+        LENIENT.decode(part).unwrap_or_else(|e| panic!("accepted {token:?}: {e}"))
     };
-    let header = json(parts[0]);
-    let payload = json(parts[1]);
-    assert_eq!(header["alg"], "HS256", "accepted {token:?}");
-    let exp = payload["exp"].as_i64().unwrap_or_else(|| panic!("accepted {token:?} without an integer exp"));
+    // Read as jsonwebtoken reads them: the fields it needs, anything else ignored (a `Value` would
+    // also refuse numbers out of range in fields nobody reads).
+    let header: Header = serde_json::from_slice(&decode(parts[0]))
+        .unwrap_or_else(|e| panic!("accepted {token:?} with a header {e}"));
+    let payload: Payload = serde_json::from_slice(&decode(parts[1]))
+        .unwrap_or_else(|e| panic!("accepted {token:?} with a payload {e}"));
+    assert_eq!(header.alg, "HS256", "accepted {token:?}");
+    let exp = payload.exp.unwrap_or_else(|| panic!("accepted {token:?} without an integer exp"));
     assert!(exp >= now() - 1, "accepted {token:?}, expired at {exp}");
-    assert_eq!(payload["sub"].as_str(), Some(auth.user_id.as_str()), "accepted {token:?}");
-    assert_eq!(payload["sid"].as_str(), Some(auth.session_id.as_str()), "accepted {token:?}");
+    assert_eq!(payload.sub.as_deref(), Some(auth.user_id.as_str()), "accepted {token:?}");
+    assert_eq!(payload.sid.as_deref(), Some(auth.session_id.as_str()), "accepted {token:?}");
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).expect("any key length");
     mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
     let signature = LENIENT.decode(parts[2]).unwrap_or_else(|e| panic!("accepted {token:?}: {e}"));

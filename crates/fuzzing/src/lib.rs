@@ -14,8 +14,11 @@ pub use jwt::{SECRET, jwt};
 pub use moderation::{blocklist, render};
 pub use protocol::{rest_bodies, ws_frame};
 
+/// A target: a function of the input bytes that panics on a finding.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/` call them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("ws_frame", ws_frame),
     ("rest_bodies", rest_bodies),
     ("render", render),
