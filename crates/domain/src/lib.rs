@@ -10,6 +10,7 @@ pub mod permissions;
 pub mod ports;
 pub mod protocol;
 pub mod queue;
+pub mod requests;
 pub mod time;
 pub mod validate;
 

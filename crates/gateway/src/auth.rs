@@ -10,8 +10,9 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use parlor_domain::model::{OwnUser, SessionInfo};
+use parlor_domain::requests::{LoginBody, RecoverBody, RefreshBody, RegisterBody};
 use parlor_users::{Registered, SignedIn, TokenPair};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::net::SocketAddr;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -27,37 +28,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(recover))
         .routes(routes!(sessions))
         .routes(routes!(revoke))
-}
-
-#[derive(Deserialize, ToSchema)]
-struct RegisterBody {
-    /// 3–32 characters: letters, digits, `_`, `-`, `.`; unique regardless of case.
-    username: String,
-    /// 8–128 characters.
-    password: String,
-    /// Up to 64 characters; the username when absent.
-    display_name: Option<String>,
-    /// Where unread-message e-mails go.
-    email: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-struct LoginBody {
-    username: String,
-    password: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-struct RefreshBody {
-    refresh_token: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-struct RecoverBody {
-    username: String,
-    /// The 12 words given at registration, separated by spaces.
-    recovery_phrase: String,
-    new_password: String,
 }
 
 /// A new account (or a recovered one) with its tokens and a new recovery phrase, shown once.

@@ -16,7 +16,8 @@ use axum::http::StatusCode;
 use parlor_domain::model::Message;
 use parlor_domain::ports::Page;
 use parlor_domain::queue::{Command, Outcome};
-use parlor_domain::{Error, MessageId, RoomId, validate};
+use parlor_domain::requests::{EditBody, ReadBody, SendBody};
+use parlor_domain::{Error, RoomId, validate};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -86,16 +87,6 @@ async fn history(
     Ok(Json(HistoryPage { messages, has_more }))
 }
 
-#[derive(Deserialize, ToSchema)]
-struct SendBody {
-    /// 1–4000 characters of markdown.
-    body: String,
-    /// Up to 64 characters; a send repeated with the same nonce gives the first message back (200).
-    nonce: Option<String>,
-    /// A message of the same room.
-    reply_to: Option<MessageId>,
-}
-
 /// A message or the error that the outcome is.
 fn message_of(outcome: Outcome) -> Result<(Message, bool), Error> {
     match outcome {
@@ -142,12 +133,6 @@ async fn send(
     let (message, created) = message_of(submit_and_wait(&state, command).await?)?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(message)))
-}
-
-#[derive(Deserialize, ToSchema)]
-struct EditBody {
-    /// The new text, 1–4000 characters.
-    body: String,
 }
 
 /// The room and message of the path.
@@ -204,12 +189,6 @@ async fn remove(
         Outcome::Failed(e) => Err(e.into()),
         _ => Ok(StatusCode::NO_CONTENT),
     }
-}
-
-#[derive(Deserialize, ToSchema)]
-struct ReadBody {
-    /// The last seq seen; the marker never moves back.
-    seq: i64,
 }
 
 /// Moves the caller's read marker.

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use parlor_domain::model::{Member, Role, Room, RoomKind, Visibility};
 use parlor_domain::ports::{NewRoom, RoomAccess};
+use parlor_domain::requests::{AddMemberBody, CreateBody, DirectBody, UpdateBody};
 use parlor_domain::{Error, Result, RoomId, Timestamp, UserId, permissions, validate};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -63,16 +64,6 @@ async fn visible(state: &AppState, room_id: &RoomId, user_id: &UserId) -> Result
         return Err(not_found());
     }
     Ok(access)
-}
-
-#[derive(Deserialize, ToSchema)]
-struct CreateBody {
-    /// 1–64 characters.
-    name: String,
-    /// Up to 256 characters.
-    topic: Option<String>,
-    /// `public` when absent.
-    visibility: Option<Visibility>,
 }
 
 /// Creates a group room; the creator is its owner.
@@ -160,13 +151,6 @@ async fn show(
 pub(crate) struct RoomPath {
     /// The room's id.
     id: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-struct UpdateBody {
-    name: Option<String>,
-    /// An empty topic clears it.
-    topic: Option<String>,
 }
 
 /// Renames a room or changes its topic (owner or admin).
@@ -259,13 +243,6 @@ async fn members(
     Ok(Json(MemberList { members: state.store.members(&room_id).await? }))
 }
 
-#[derive(Deserialize, ToSchema)]
-struct AddMemberBody {
-    user_id: UserId,
-    /// `member` when absent.
-    role: Option<Role>,
-}
-
 /// Adds a user to a room (to a private room: owner or admin only).
 #[utoipa::path(
     post, path = "/rooms/{id}/members", tag = "rooms", security(("bearer" = [])), params(RoomPath),
@@ -333,12 +310,6 @@ async fn remove_member(
         events::member_left(&state, &room_id, &target).await;
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-struct DirectBody {
-    /// The other user.
-    user_id: UserId,
 }
 
 /// The direct room with another user, created on first use.

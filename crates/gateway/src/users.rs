@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use parlor_domain::model::{OwnUser, PresenceInfo, PresenceStatus, User};
 use parlor_domain::ports::ProfilePatch;
+use parlor_domain::requests::{PasswordBody, PatchMe};
 use parlor_domain::{Error, Timestamp, UserId, validate};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -79,21 +80,6 @@ async fn me(State(state): State<AppState>, Auth(auth): Auth) -> ApiResult<Json<O
     Ok(Json(record.own()))
 }
 
-#[derive(Deserialize, ToSchema)]
-struct PatchMe {
-    display_name: Option<String>,
-    /// Absent: unchanged; null or "": cleared.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    email: Option<Option<String>>,
-    email_notifications: Option<bool>,
-}
-
-/// Tells an absent field (`None`) from a null one (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
 /// Changes the caller's display name, e-mail address or e-mail preference; absent fields stay.
 #[utoipa::path(
     patch, path = "/users/me", tag = "users", security(("bearer" = [])), request_body = PatchMe,
@@ -115,12 +101,6 @@ async fn update_me(
     };
     let patch = ProfilePatch { display_name, email, email_notifications: body.email_notifications };
     Ok(Json(state.store.update_profile(&auth.user_id, patch).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-struct PasswordBody {
-    current_password: String,
-    new_password: String,
 }
 
 /// Changes the password; every other session ends.

@@ -8,7 +8,7 @@ mod secrets;
 mod tokens;
 
 pub use accounts::{AccountSettings, Accounts, Disabled, Registered, SignedIn};
-pub use tokens::{Authenticated, Claims, TokenPair};
+pub use tokens::{Authenticated, Claims, TokenKeys, TokenPair};
 
 /// Checks access tokens: in process (`Accounts`) or through the `Users` gRPC service.
 #[async_trait::async_trait]
