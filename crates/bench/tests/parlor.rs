@@ -18,16 +18,21 @@ fn parlor_binary() -> PathBuf {
     bin
 }
 
-#[test]
-fn tiny_fanout_against_parlor_serve_loses_nothing() {
-    let data = tempfile::tempdir().expect("tempdir");
+/// `parlor serve` on a free port over `data`, with limits a bench does not trip.
+fn serve(data: &std::path::Path) -> (common::Server, String) {
     let mut cmd = Command::new(parlor_binary());
     cmd.arg("serve")
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
+        .arg(data)
         .args(["--auth-rate", "1000", "--auth-burst", "1000", "--send-rate", "1000", "--send-burst", "1000"])
         .env("RUST_LOG", "info");
-    let (_server, addr) = common::spawn_listening(cmd);
+    common::spawn_listening(cmd)
+}
+
+#[test]
+fn tiny_fanout_against_parlor_serve_loses_nothing() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (_server, addr) = serve(data.path());
     let report = common::tiny_fanout(&format!("http://{addr}"), data.path());
     common::assert_sane(&report);
 }
@@ -35,13 +40,7 @@ fn tiny_fanout_against_parlor_serve_loses_nothing() {
 #[test]
 fn a_short_soak_samples_memory_and_files_and_loses_nothing() {
     let data = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(parlor_binary());
-    cmd.arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .args(["--auth-rate", "1000", "--auth-burst", "1000", "--send-rate", "1000", "--send-burst", "1000"])
-        .env("RUST_LOG", "info");
-    let (server, addr) = common::spawn_listening(cmd);
+    let (server, addr) = serve(data.path());
     let json = data.path().join("soak.json");
     let out = Command::new(env!("CARGO_BIN_EXE_parlor-bench"))
         .args(["soak", "--url", &format!("http://{addr}"), "--connections", "60", "--accounts", "20"])
