@@ -36,8 +36,9 @@ pub async fn headers(State(state): State<AppState>, req: Request, next: Next) ->
     set_default(h, header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     set_default(h, header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     set_default(h, header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    let docs =
-        path == crate::openapi::PAGE_PATH || path.starts_with(&format!("{}/", crate::openapi::PAGE_PATH));
+    let docs = path
+        .strip_prefix(crate::openapi::PAGE_PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     let csp = if docs { DOCS_CSP } else { API_CSP };
     set_default(h, header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     if path.starts_with("/api/v1/") {
