@@ -4,12 +4,13 @@
 //! run side by side.
 
 mod auth;
+mod ended;
 pub mod error;
 mod events;
 mod extract;
 pub mod grpc;
 mod health;
-pub mod hub;
+mod hub;
 mod limits;
 mod lockout;
 mod messages;
@@ -36,6 +37,7 @@ use parlor_domain::Error;
 use parlor_domain::bus::{BusEvent, Topic};
 use parlor_domain::ports::{Bus, Presence, Queue, Store};
 use parlor_domain::validate::MAX_PAYLOAD_BYTES;
+use parlor_lifecycle::Supervisor;
 use parlor_users::{Accounts, Authenticator};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,7 +45,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 use utoipa::OpenApi;
@@ -66,13 +67,14 @@ pub struct GatewayDeps {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
-/// Builds a gateway: subscribes it to the bus and starts its dispatcher and housekeeping tasks,
-/// which end with `shutdown`.
+/// Builds a gateway: subscribes it to the bus and starts, as tasks of `tasks` (the gateway's node
+/// of the process's supervisor), its dispatcher of bus events, its housekeeping and its watch for
+/// sessions ended elsewhere. They run until [`serve`] has drained the connections.
 pub async fn build(
     deps: GatewayDeps,
     settings: GatewaySettings,
     gateway_id: String,
-    shutdown: CancellationToken,
+    tasks: &Supervisor,
 ) -> Result<AppState, Error> {
     let (subs, mut rx) = deps.bus.subscriber().await?;
     subs.subscribe(Topic::Gateway(gateway_id.clone())).await?;
@@ -97,13 +99,20 @@ pub async fn build(
         connections: Arc::new(Semaphore::new(settings.max_connections)),
         settings,
         gateway_id,
-        shutdown: shutdown.clone(),
-        tasks: TaskTracker::new(),
+        shutdown: CancellationToken::new(),
+        sessions: tasks.child("sessions"),
+        background: tasks.child("background"),
         metrics: deps.metrics,
     }));
+    let background = &state.background;
     let dispatcher = state.clone();
-    tokio::spawn(async move {
-        while let Some(envelope) = rx.recv().await {
+    background.spawn("bus dispatcher", async move {
+        loop {
+            let envelope = tokio::select! {
+                envelope = rx.recv() => envelope,
+                () = dispatcher.background.cancelled() => return,
+            };
+            let Some(envelope) = envelope else { return };
             match &envelope.event {
                 BusEvent::Reply { request_id, outcome } => {
                     dispatcher.pending.resolve(request_id, (**outcome).clone())
@@ -113,13 +122,13 @@ pub async fn build(
         }
     });
     let housekeeping = state.clone();
-    tokio::spawn(async move {
+    background.spawn("housekeeping", async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut n = 0u64;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                () = housekeeping.shutdown.cancelled() => break,
+                () = housekeeping.background.cancelled() => break,
             }
             // A send whose outcome was lost (a broker outage) is answered `unavailable`; the
             // client retries with the same nonce, which cannot make a second message.
@@ -130,6 +139,7 @@ pub async fn build(
             }
         }
     });
+    background.spawn("ended sessions", ended::watch(state.clone()));
     Ok(state)
 }
 
@@ -233,15 +243,32 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves HTTP and WebSocket on `listener` until the state's shutdown token is cancelled; then
-/// closes every WebSocket with 1001 and waits (up to `drain`) for requests in flight.
-pub async fn serve(listener: TcpListener, state: AppState, drain: Duration) -> std::io::Result<()> {
-    let shutdown = state.shutdown.clone();
+/// How long a gateway's stop waits for each of its steps.
+#[derive(Clone, Copy, Debug)]
+pub struct Drain {
+    /// Requests in flight (a REST send waits for its outcome).
+    pub requests: Duration,
+    /// WebSocket sessions writing their close frames; then the background tasks, each.
+    pub sessions: Duration,
+}
+
+/// Serves HTTP and WebSocket on `listener` until `stop`; then, in order: takes no new
+/// connections, closes every WebSocket with 1001, finishes the requests in flight (a REST send
+/// still gets its outcome: the dispatcher runs until the end), waits for the sessions to end, and
+/// stops the gateway's background tasks; each step waits at most as long as `drain` says.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    drain: Drain,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let stopped = stop.clone();
     let closer = state.clone();
-    tokio::spawn(async move {
-        closer.shutdown.cancelled().await;
+    let graceful = async move {
+        stop.cancelled().await;
+        closer.shutdown.cancel();
         closer.hub.close_all(hub::close::GOING_AWAY);
-    });
+    };
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     // Without TCP_NODELAY a small frame written while the previous one is unacknowledged waits
     // for the peer's delayed ACK: 40 ms on Linux, which was the p90 of the `rooms` benchmark.
@@ -250,11 +277,21 @@ pub async fn serve(listener: TcpListener, state: AppState, drain: Duration) -> s
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
-    let served = server.await;
-    state.tasks.close();
-    if tokio::time::timeout(drain, state.tasks.wait()).await.is_err() {
-        tracing::warn!("some WebSocket sessions did not close in time");
-    }
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful).into_future();
+    let served = tokio::select! {
+        served = server => served,
+        () = async {
+            stopped.cancelled().await;
+            tokio::time::sleep(drain.requests).await;
+        } => {
+            tracing::warn!("requests still in flight after {:?}; stopping anyway", drain.requests);
+            Ok(())
+        }
+    };
+    // Also when the server failed: nothing of this gateway goes on.
+    state.shutdown.cancel();
+    state.hub.close_all(hub::close::GOING_AWAY);
+    state.sessions.stop(drain.sessions).await;
+    state.background.stop(drain.sessions).await;
     served
 }

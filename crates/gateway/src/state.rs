@@ -5,13 +5,13 @@ use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::pending::Pending;
 use parlor_domain::ports::{Bus, Presence, Queue, Store};
+use parlor_lifecycle::Supervisor;
 use parlor_users::{Accounts, Authenticator};
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// How the gateway behaves.
 #[derive(Clone, Debug)]
@@ -83,8 +83,9 @@ pub struct Shared {
     pub accounts: Arc<Accounts>,
     /// Checks access tokens: `accounts` itself, or the `Users` service of another process.
     pub authenticator: Arc<dyn Authenticator>,
-    /// Local WebSocket connections and the rooms they are in.
-    pub hub: Hub,
+    /// Local WebSocket connections and the rooms they are in. Private to the gateway: other
+    /// components reach its connections through the bus, like every event.
+    pub(crate) hub: Hub,
     /// Sends waiting for the worker's outcome.
     pub pending: Pending,
     pub limits: Limits,
@@ -93,10 +94,13 @@ pub struct Shared {
     pub gateway_id: String,
     /// Caps open WebSockets.
     pub connections: Arc<Semaphore>,
-    /// Cancelled when the gateway must stop.
+    /// Cancelled when the gateway must stop taking connections and close its WebSockets.
     pub shutdown: CancellationToken,
-    /// The WebSocket session tasks, waited for on shutdown.
-    pub tasks: TaskTracker,
+    /// The WebSocket sessions, waited for on shutdown.
+    pub(crate) sessions: Supervisor,
+    /// The dispatcher of bus events, housekeeping and the watch for ended sessions: stopped after
+    /// the sessions, so that sends in flight still get their outcome.
+    pub(crate) background: Supervisor,
     /// Renders the process's metrics for `/metrics` (none when no recorder is installed).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }

@@ -74,13 +74,13 @@ pub async fn upgrade(
         return ApiError(Error::Unavailable("too many connections; try again later".into())).into_response();
     };
     let header_token = bearer(&headers).map(str::to_owned);
-    let tracker = state.tasks.clone();
+    let sessions = state.sessions.clone();
     // The connection's lines carry the upgrade request's id.
     let span = tracing::Span::current();
     let ws =
         ws.max_message_size(HARD_FRAME_LIMIT).max_frame_size(HARD_FRAME_LIMIT).read_buffer_size(READ_BUFFER);
     ws.on_upgrade(move |socket| {
-        tracker.track_future(
+        sessions.track(
             async move {
                 if foreign {
                     let mut socket = socket;

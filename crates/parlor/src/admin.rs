@@ -18,56 +18,7 @@ pub async fn config(command: ConfigCommand) -> anyhow::Result<()> {
     let ConfigCommand::Check(args) = command;
     // Secrets print as [redacted] (their Debug says so).
     println!("{args:#?}");
-    let mut problems = Vec::new();
-    let listen = if args.http.listen.starts_with(':') {
-        format!("0.0.0.0{}", args.http.listen)
-    } else {
-        args.http.listen.clone()
-    };
-    if listen.parse::<std::net::SocketAddr>().is_err() {
-        problems.push(format!("--listen {:?} is not an address like 127.0.0.1:8080", args.http.listen));
-    }
-    if let Some(secret) = &args.http.jwt_secret
-        && secret.0.len() < 16
-    {
-        problems.push("--jwt-secret must be at least 16 characters".into());
-    }
-    if let Some(url) = &args.store.database_url
-        && !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.0.starts_with(p))
-    {
-        problems.push("--database-url must start with sqlite: or postgres://".into());
-    }
-    if let Some(url) = &args.broker.redis_url
-        && !url.0.starts_with("redis://")
-        && !url.0.starts_with("rediss://")
-    {
-        problems.push("--redis-url must start with redis:// or rediss://".into());
-    }
-    if let Some(url) = &args.broker.amqp_url
-        && !url.0.starts_with("amqp://")
-        && !url.0.starts_with("amqps://")
-    {
-        problems.push("--amqp-url must start with amqp:// or amqps://".into());
-    }
-    if let Some(url) = &args.notify.smtp_url
-        && !url.0.starts_with("smtp://")
-        && !url.0.starts_with("smtps://")
-    {
-        problems.push("--smtp-url must start with smtp:// or smtps://".into());
-    }
-    for (path, flag) in [
-        (&args.worker.blocked_words_file, "--blocked-words-file"),
-        (&args.worker.blocked_domains_file, "--blocked-domains-file"),
-    ] {
-        if let Some(path) = path
-            && std::fs::metadata(path).is_err()
-        {
-            problems.push(format!("{flag} {} cannot be read", path.display()));
-        }
-    }
-    if args.broker.worker_partitions == 0 {
-        problems.push("--worker-partitions must be at least 1".into());
-    }
+    let problems = crate::settings::Check::problems(&*args);
     if problems.is_empty() {
         println!("configuration ok");
         Ok(())

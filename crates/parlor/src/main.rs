@@ -1,14 +1,15 @@
 //! The `parlor` executable: parses the configuration once and runs the role asked for.
 
 mod admin;
-mod ended;
+mod metrics;
+mod roles;
 mod seed;
 mod serve;
 mod settings;
 mod wiring;
 
 use clap::Parser;
-use settings::{Cli, Command, LogFormat};
+use settings::{Cli, Command, LogFormat, checked};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -59,18 +60,27 @@ fn init_logs(format: LogFormat) {
     }
 }
 
+/// Runs a command whose settings were checked (or says what is wrong with them).
+async fn run<T, F, Fut>(args: anyhow::Result<T>, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(T) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    command(args?).await
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Serve(args) => serve::serve(*args).await,
-        Command::Gateway(args) => serve::gateway(*args).await,
-        Command::Worker(args) => serve::worker(*args).await,
-        Command::Moderation(args) => serve::moderation(*args).await,
-        Command::Users(args) => serve::users(*args).await,
-        Command::Notifier(args) => serve::notifier(*args).await,
-        Command::Migrate(args) => serve::migrate(args).await,
+        Command::Serve(args) => run(checked(*args), serve::serve).await,
+        Command::Gateway(args) => run(checked(*args), serve::gateway).await,
+        Command::Worker(args) => run(checked(*args), serve::worker).await,
+        Command::Moderation(args) => run(checked(*args), serve::moderation).await,
+        Command::Users(args) => run(checked(*args), serve::users).await,
+        Command::Notifier(args) => run(checked(*args), serve::notifier).await,
+        Command::Migrate(args) => run(checked(args), serve::migrate).await,
         Command::Config(command) => admin::config(command).await,
         Command::User(command) => admin::user(command).await,
         Command::Room(command) => admin::room(command).await,

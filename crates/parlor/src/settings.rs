@@ -614,3 +614,259 @@ pub struct SeedArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Checks: every rule about a setting is written here once. `main` checks the settings of the
+// command it runs before anything starts, and `parlor config check` prints the same problems.
+// ---------------------------------------------------------------------------------------------
+
+/// The problem named when `--database-url` has another scheme.
+pub const DATABASE_URL_PROBLEM: &str = "--database-url must start with sqlite: or postgres://";
+
+/// An address to listen on. `:8080` means every interface, as Go and most servers read it.
+pub fn listen_addr(listen: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let full = if listen.starts_with(':') { format!("0.0.0.0{listen}") } else { listen.to_owned() };
+    full.parse().map_err(|_| anyhow::anyhow!("--listen {listen:?} is not an address like 127.0.0.1:8080"))
+}
+
+/// A token signing key long enough to be one.
+pub fn check_jwt_secret(secret: &Secret) -> anyhow::Result<&[u8]> {
+    if secret.0.len() < 16 {
+        anyhow::bail!("--jwt-secret must be at least 16 characters");
+    }
+    Ok(secret.0.as_bytes())
+}
+
+/// Settings whose shape can be checked without connecting anywhere.
+pub trait Check {
+    /// Adds what is wrong to `problems`.
+    fn check(&self, problems: &mut Vec<String>);
+
+    /// Everything that is wrong.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        self.check(&mut problems);
+        problems
+    }
+}
+
+fn url_scheme(problems: &mut Vec<String>, url: &Option<Secret>, flag: &str, schemes: &[&str]) {
+    if let Some(url) = url
+        && !schemes.iter().any(|s| url.0.starts_with(s))
+    {
+        problems.push(format!("{flag} must start with {}", schemes.join(" or ")));
+    }
+}
+
+fn listen(problems: &mut Vec<String>, address: &str, flag: &str) {
+    if listen_addr(address).is_err() {
+        problems.push(format!("{flag} {address:?} is not an address like 127.0.0.1:8080"));
+    }
+}
+
+impl Check for StoreArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        if let Some(url) = &self.database_url
+            && !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.0.starts_with(p))
+        {
+            problems.push(DATABASE_URL_PROBLEM.into());
+        }
+    }
+}
+
+impl Check for BrokerArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        url_scheme(problems, &self.redis_url, "--redis-url", &["redis://", "rediss://"]);
+        url_scheme(problems, &self.amqp_url, "--amqp-url", &["amqp://", "amqps://"]);
+        if self.worker_partitions == 0 {
+            problems.push("--worker-partitions must be at least 1".into());
+        }
+    }
+}
+
+impl Check for HttpArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        listen(problems, &self.listen, "--listen");
+        if let Some(secret) = &self.jwt_secret
+            && let Err(e) = check_jwt_secret(secret)
+        {
+            problems.push(e.to_string());
+        }
+    }
+}
+
+impl Check for WorkerOpts {
+    fn check(&self, problems: &mut Vec<String>) {
+        for (path, flag) in [
+            (&self.blocked_words_file, "--blocked-words-file"),
+            (&self.blocked_domains_file, "--blocked-domains-file"),
+        ] {
+            if let Some(path) = path
+                && std::fs::metadata(path).is_err()
+            {
+                problems.push(format!("{flag} {} cannot be read", path.display()));
+            }
+        }
+    }
+}
+
+impl Check for NotifyArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        url_scheme(problems, &self.smtp_url, "--smtp-url", &["smtp://", "smtps://"]);
+    }
+}
+
+impl Check for RpcArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        if let Some(address) = &self.grpc_listen {
+            listen(problems, address, "--grpc-listen");
+        }
+    }
+}
+
+impl Check for MetricsArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        if let Some(address) = &self.metrics_listen {
+            listen(problems, address, "--metrics-listen");
+        }
+    }
+}
+
+impl Check for ServeArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        self.store.check(problems);
+        self.broker.check(problems);
+        self.http.check(problems);
+        self.worker.check(problems);
+        self.notify.check(problems);
+        self.rpc.check(problems);
+    }
+}
+
+impl Check for GatewayArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        self.store.check(problems);
+        self.broker.check(problems);
+        self.http.check(problems);
+        self.rpc.check(problems);
+    }
+}
+
+impl Check for WorkerArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        self.metrics.check(problems);
+        self.store.check(problems);
+        self.broker.check(problems);
+        self.worker.check(problems);
+    }
+}
+
+impl Check for ModerationArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        listen(problems, &self.grpc_listen, "--grpc-listen");
+        self.metrics.check(problems);
+        self.store.check(problems);
+        self.worker.check(problems);
+    }
+}
+
+fn secret(problems: &mut Vec<String>, secret: &Secret) {
+    if let Err(e) = check_jwt_secret(secret) {
+        problems.push(e.to_string());
+    }
+}
+
+impl Check for UsersArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        listen(problems, &self.grpc_listen, "--grpc-listen");
+        secret(problems, &self.jwt_secret);
+        self.metrics.check(problems);
+        self.store.check(problems);
+        self.broker.check(problems);
+    }
+}
+
+impl Check for NotifierArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        secret(problems, &self.jwt_secret);
+        self.metrics.check(problems);
+        self.store.check(problems);
+        self.broker.check(problems);
+        self.notify.check(problems);
+    }
+}
+
+impl Check for MigrateArgs {
+    fn check(&self, problems: &mut Vec<String>) {
+        self.store.check(problems);
+    }
+}
+
+/// The settings, if nothing is wrong with them; else every problem, in one error.
+pub fn checked<T: Check>(args: T) -> anyhow::Result<T> {
+    let problems = args.problems();
+    if problems.is_empty() { Ok(args) } else { anyhow::bail!("{}", problems.join("; ")) }
+}
+
+impl HttpArgs {
+    /// The address of `--listen`.
+    pub fn listen_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        listen_addr(&self.listen)
+    }
+
+    /// The token signing key: `--jwt-secret`, or one generated once and kept in the data dir.
+    pub fn signing_key(&self, data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+        use anyhow::Context;
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(check_jwt_secret(secret)?.to_vec());
+        }
+        let path = data_dir.join("jwt-secret");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            let existing = existing.trim();
+            if existing.len() >= 32 {
+                return Ok(existing.as_bytes().to_vec());
+            }
+        }
+        use base64::Engine;
+        use rand::RngCore;
+        let mut bytes = [0u8; 48];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+        write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(secret.into_bytes())
+    }
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+impl From<&HttpArgs> for parlor_gateway::GatewaySettings {
+    fn from(http: &HttpArgs) -> Self {
+        Self {
+            send_rate: http.send_rate,
+            send_burst: http.send_burst,
+            auth_rate: http.auth_rate,
+            auth_burst: http.auth_burst,
+            heartbeat: http.heartbeat,
+            ws_auth_timeout: http.ws_auth_timeout,
+            outbound_buffer: http.ws_outbound_buffer,
+            max_connections: http.max_connections,
+            send_timeout: http.send_timeout,
+            cors_origins: http.cors_origins.clone(),
+            auth_failures: http.auth_failures,
+            auth_failure_window: http.auth_failure_window,
+            hsts_max_age: http.hsts_max_age,
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Choosing the adapters: once, at start-up, from the settings. Roles get `Arc<dyn Port>`
-//! handles and never learn which implementation is behind them.
+//! handles and never learn which implementation is behind them. [`Services`] is what every role
+//! of a process shares, built once by the command and closed once, after the last role stopped.
 
 use crate::settings::{BrokerArgs, StoreArgs};
 use anyhow::{Context, bail};
@@ -7,8 +8,10 @@ use parlor_broker::rabbitmq::RabbitQueue;
 use parlor_broker::redis::{RedisBus, RedisPresence, RedisQueue, RedisServer};
 use parlor_broker::{LocalBus, LocalPresence, LocalQueue};
 use parlor_domain::ports::{Bus, Presence, Queue, Store};
+use parlor_lifecycle::Supervisor;
 use parlor_store::{PostgresOptions, PostgresStore, SqliteStore};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The store, whichever it is.
 pub enum StoreHandle {
@@ -28,7 +31,7 @@ impl StoreHandle {
             Some(url) if url.0.starts_with("sqlite:") => {
                 Ok(Self::Sqlite(SqliteStore::open_url(&url.0).await?))
             }
-            Some(_) => bail!("--database-url must start with sqlite: or postgres://"),
+            Some(_) => bail!("{}", crate::settings::DATABASE_URL_PROBLEM),
             None => {
                 std::fs::create_dir_all(&args.data_dir).with_context(|| {
                     format!("cannot create the data directory {}", args.data_dir.display())
@@ -99,6 +102,16 @@ impl Broker {
         Ok(Self { queue, bus, redis, presence_ttl: args.presence_ttl })
     }
 
+    /// In-process adapters only.
+    fn local() -> Self {
+        Self {
+            queue: Arc::new(LocalQueue::new(1, 8192)),
+            bus: Arc::new(LocalBus::new()),
+            redis: None,
+            presence_ttl: Duration::from_secs(30),
+        }
+    }
+
     /// Whether processes can reach each other through this broker.
     pub fn is_shared(&self) -> bool {
         self.redis.is_some()
@@ -111,6 +124,66 @@ impl Broker {
                 Arc::new(RedisPresence::new(server.clone(), gateway_id.to_owned(), self.presence_ttl))
             }
             None => Arc::new(LocalPresence::new()),
+        }
+    }
+}
+
+/// What the roles of one process share: built once, handed to each role, closed after them.
+pub struct Services {
+    /// This process's id: the gateway's name for replies, and its presence claims'.
+    pub instance_id: String,
+    pub store: StoreHandle,
+    pub queue: Arc<dyn Queue>,
+    pub bus: Arc<dyn Bus>,
+    pub presence: Arc<dyn Presence>,
+    /// Whether the store and the broker can be shared with other processes.
+    pub shared: bool,
+    /// The process's metrics, for `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The root of the process's task tree: every role's node hangs from it.
+    pub tasks: Supervisor,
+    /// The services' own tasks (metrics upkeep), stopped after every role.
+    own: Supervisor,
+}
+
+impl Services {
+    /// Opens the store and connects the broker the settings name (in-process adapters without
+    /// broker settings: the moderation role uses neither queue nor bus).
+    pub async fn open(store: &StoreArgs, broker: Option<&BrokerArgs>) -> anyhow::Result<Self> {
+        let tasks = Supervisor::root("parlor");
+        let own = tasks.child("services");
+        let store = StoreHandle::open(store).await?;
+        let broker = match broker {
+            Some(args) => Broker::connect(args, &store).await?,
+            None => Broker::local(),
+        };
+        let instance_id = parlor_domain::UserId::generate().to_string();
+        let presence = broker.presence(&instance_id);
+        let metrics = crate::metrics::handle(&own);
+        Ok(Self {
+            shared: store.is_shared() && broker.is_shared(),
+            instance_id,
+            store,
+            queue: broker.queue,
+            bus: broker.bus,
+            presence,
+            metrics,
+            tasks,
+            own,
+        })
+    }
+
+    /// After the roles: stops the services' own tasks, closes the store (SQLite checkpoints its
+    /// log), and says whether any task of the process is still running.
+    pub async fn close(self) {
+        self.own.stop(Duration::from_secs(2)).await;
+        self.store.close().await;
+        tracing::info!("store closed");
+        let left = self.tasks.stop(Duration::from_secs(1)).await.left;
+        if left == 0 {
+            tracing::info!("stopped: no task left");
+        } else {
+            tracing::warn!(left, "stopped with tasks still running");
         }
     }
 }

@@ -4,14 +4,17 @@
 //! `reset-password`) runs in a process of its own that may share no bus with the server (the
 //! embedded mode has none), so each gateway also looks in the store, every couple of seconds and
 //! only while it holds connections, for sessions ended since its last look, and closes theirs the
-//! same way: an `error` frame with code `unauthorized`, then close code 4001.
+//! same way: an `error` frame with code `unauthorized`, then close code 4001. What it finds goes
+//! out on the bus as `SessionsEnded`, the event a logout makes, so it takes the one path every
+//! event takes to the connections (with several gateways each may announce the same ending; closing
+//! an ended session's connections again does nothing).
 
+use crate::state::AppState;
 use parlor_domain::bus::{BusEvent, Envelope, Topic};
 use parlor_domain::{SessionId, Timestamp, UserId};
-use parlor_gateway::state::AppState;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// How often the store is looked at.
 const EVERY: Duration = Duration::from_secs(2);
@@ -22,9 +25,9 @@ const OVERLAP_MS: i64 = 15_000;
 /// Most ended sessions read in one query.
 const PAGE: i64 = 1000;
 
-/// Watches the store for ended sessions until `stop`.
-pub fn spawn(state: AppState, stop: CancellationToken) {
-    tokio::spawn(async move {
+/// Watches the store for ended sessions until the gateway's background tasks stop.
+pub(crate) async fn watch(state: AppState) {
+    {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Sessions already handled, with when they ended (forgotten once out of the overlap).
@@ -33,7 +36,7 @@ pub fn spawn(state: AppState, stop: CancellationToken) {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                () = stop.cancelled() => return,
+                () = state.background.cancelled() => return,
             }
             let started = Timestamp::now();
             if state.hub.connection_count() > 0 {
@@ -49,7 +52,7 @@ pub fn spawn(state: AppState, stop: CancellationToken) {
             since = started.plus_millis(-OVERLAP_MS);
             handled.retain(|_, at| *at >= since);
         }
-    });
+    }
 }
 
 /// Closes the local connections of the sessions that ended at `since` or later.
@@ -76,7 +79,7 @@ async fn look(
                 topic: Topic::User(user_id.clone()),
                 event: BusEvent::SessionsEnded { user_id, session_ids },
             };
-            state.hub.dispatch(&envelope).await;
+            state.bus.publish(Arc::new(envelope)).await?;
         }
         if !full {
             break;
