@@ -28,6 +28,8 @@ pub struct TestApp {
     pub base: String,
     pub addr: String,
     child: Child,
+    /// Every line the server wrote to stdout (its log), across restarts.
+    logs: Logs,
     dir: DataDir,
     flags: BTreeMap<String, String>,
     http: reqwest::Client,
@@ -57,7 +59,10 @@ fn default_flags() -> BTreeMap<String, String> {
     .collect()
 }
 
-fn start(dir: &Path, flags: &BTreeMap<String, String>) -> (Child, String) {
+/// The lines a server logged, as they come.
+pub type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+fn start(dir: &Path, flags: &BTreeMap<String, String>, logs: &Logs) -> (Child, String) {
     let mut args: Vec<String> = vec![
         "serve".into(),
         "--listen".into(),
@@ -69,13 +74,18 @@ fn start(dir: &Path, flags: &BTreeMap<String, String>) -> (Child, String) {
         args.push(k.clone());
         args.push(v.clone());
     }
-    let (child, line) = spawn_parlor(&args, "listening on ");
+    let (child, line) = spawn_parlor_logged(&args, "listening on ", logs.clone());
     (child, line.split_whitespace().next().unwrap_or_default().to_owned())
 }
 
 /// Starts `parlor <args>` and waits for a log line holding `ready`; returns the process and what
 /// follows `ready` on that line.
 pub fn spawn_parlor(args: &[String], ready: &str) -> (Child, String) {
+    spawn_parlor_logged(args, ready, Logs::default())
+}
+
+/// [`spawn_parlor`], keeping every line of the server's log in `logs`.
+pub fn spawn_parlor_logged(args: &[String], ready: &str, logs: Logs) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_parlor"));
     cmd.args(args);
     cmd.env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info".into()));
@@ -97,6 +107,9 @@ pub fn spawn_parlor(args: &[String], ready: &str) -> (Child, String) {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if echo {
                 println!("{role}: {line}");
+            }
+            if let Ok(mut logs) = logs.lock() {
+                logs.push(line.clone());
             }
             if let Some(rest) = line.split(ready.as_str()).nth(1) {
                 let _ = tx.send(rest.to_owned());
@@ -125,11 +138,13 @@ impl TestApp {
         for (k, v) in flags {
             all.insert((*k).to_owned(), (*v).to_owned());
         }
-        let (child, addr) = start(dir.path(), &all);
+        let logs = Logs::default();
+        let (child, addr) = start(dir.path(), &all, &logs);
         let app = Self {
             base: format!("http://{addr}"),
             addr,
             child,
+            logs,
             dir,
             flags: all,
             http: reqwest::Client::builder().timeout(WAIT).build().expect("an HTTP client"),
@@ -160,11 +175,25 @@ impl TestApp {
     pub async fn kill_and_restart(&mut self) {
         self.child.kill().expect("kill");
         self.child.wait().expect("wait");
-        let (child, addr) = start(self.dir.path(), &self.flags);
+        let (child, addr) = start(self.dir.path(), &self.flags, &self.logs);
         self.child = child;
         self.base = format!("http://{addr}");
         self.addr = addr;
         self.wait_ready().await;
+    }
+
+    /// Starts the server again on the same data directory, after it exited.
+    pub async fn start_again(&mut self) {
+        let (child, addr) = start(self.dir.path(), &self.flags, &self.logs);
+        self.child = child;
+        self.base = format!("http://{addr}");
+        self.addr = addr;
+        self.wait_ready().await;
+    }
+
+    /// The lines the server has logged so far (all its runs).
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Sends SIGTERM and waits for the exit; returns the exit code and how long it took.
