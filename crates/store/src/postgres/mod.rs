@@ -88,33 +88,21 @@ impl PostgresStore {
     }
 }
 
-crate::sql::store!(PostgresStore, reader: pool, db_err: db_err);
-crate::sql::users::user_store!(PostgresStore, writer: pool, reader: pool, db_err: db_err);
-crate::sql::sessions::session_store!(PostgresStore, writer: pool, reader: pool, db_err: db_err);
-crate::sql::rooms::room_store!(PostgresStore, writer: pool, reader: pool, db_err: db_err);
+crate::sql::ports!(PostgresStore, writer: pool, reader: pool, db_err: db_err);
 
-/// Maps a driver error to the domain's: unique violations are conflicts, a server that does not
-/// answer is unavailable, the rest is internal.
+/// Maps a driver error to the domain's (`sql::db_error`), with PostgreSQL's own codes.
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict("already exists".into()),
+    crate::sql::db_error(e, |code, e| {
         // 22021: a bound text holds U+0000, which PostgreSQL's text cannot. Every stored text was
         // validated free of it, so such a key (an id from a path or a body) names nothing.
-        sqlx::Error::Database(d) if d.code().as_deref() == Some("22021") => {
-            Error::NotFound("no such resource".into())
+        if code == "22021" {
+            return Some(Error::NotFound("no such resource".into()));
         }
         // Class 08 (connection), 53 (resources), 57P (operator intervention: shutdown, restart).
-        sqlx::Error::Database(d)
-            if d.code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")) =>
-        {
+        if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") {
             tracing::warn!(error = %e, "database unavailable");
-            Error::Unavailable("the database is unavailable".into())
+            return Some(Error::Unavailable("the database is unavailable".into()));
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            tracing::warn!(error = %e, "database unavailable");
-            Error::Unavailable("the database is unavailable".into())
-        }
-        _ => Error::internal(format!("database: {e}")),
-    }
+        None
+    })
 }

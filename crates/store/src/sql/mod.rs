@@ -1,9 +1,9 @@
 //! The SQL both drivers run, written once. Statements use numbered placeholders (`$1`), which
 //! PostgreSQL and SQLite both read, so a statement that differs only in its placeholders is not
-//! copied: each port's methods are one body, expanded for `SqliteStore` and for `PostgresStore` by
-//! a macro of this module's files (`user_store!`, `session_store!`, `room_store!`,
-//! `message_store!`), given the driver's pools (SQLite writes on its one writer connection and
-//! reads on its own pool; PostgreSQL has one pool for both) and its error mapping.
+//! copied: each port's methods are one body, expanded for `SqliteStore` and for `PostgresStore`
+//! by a macro (`ports!`, and `message_store!`), given the driver's pools (SQLite writes on its
+//! one writer connection and reads on a pool of its own; PostgreSQL has one pool for both) and
+//! its error mapping.
 //!
 //! Where the dialects really differ, a driver supplies the statement through `Dialect`, as it
 //! supplies a batch's statements through `batch::BatchDb`.
@@ -17,7 +17,7 @@ pub(crate) mod rooms;
 pub(crate) mod sessions;
 pub(crate) mod users;
 
-use parlor_domain::Result;
+use parlor_domain::{Error, Result};
 
 /// What a driver says in its own dialect. Every statement takes the parameters its doc names, in
 /// that order, and selects the columns its doc names.
@@ -45,9 +45,32 @@ pub(crate) trait Dialect {
     fn text_query(q: &str) -> Option<String>;
 }
 
-/// Implements `Store` (the health check, on the reading pool).
-macro_rules! store {
-    ($store:ty, reader: $reader:ident, db_err: $db_err:path) => {
+/// Maps a driver error to the domain's: a unique violation is a conflict; then `by_code` says
+/// what the driver's own error codes mean (given the code and the error); a pool that times out or
+/// is closed, or a connection that fails, is unavailable; the rest is internal.
+pub(crate) fn db_error(e: sqlx::Error, by_code: impl FnOnce(&str, &sqlx::Error) -> Option<Error>) -> Error {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return Error::Conflict("already exists".into());
+        }
+        if let Some(mapped) = d.code().and_then(|code| by_code(&code, &e)) {
+            return mapped;
+        }
+    }
+    match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            tracing::warn!(error = %e, "database unavailable");
+            Error::Unavailable("the database is unavailable".into())
+        }
+        _ => Error::internal(format!("database: {e}")),
+    }
+}
+
+/// Implements `Store`, `UserStore`, `SessionStore` and `RoomStore` for a driver, given the pool
+/// that writes, the pool that reads and the driver's error mapping. (`MessageStore` is expanded
+/// in the driver's `messages.rs`, beside the batch's statements, which read with its `load`.)
+macro_rules! ports {
+    ($store:ty, writer: $writer:ident, reader: $reader:ident, db_err: $db_err:path) => {
         #[::async_trait::async_trait]
         impl ::parlor_domain::ports::Store for $store {
             async fn ping(&self) -> ::parlor_domain::Result<()> {
@@ -55,6 +78,9 @@ macro_rules! store {
                 Ok(())
             }
         }
+        $crate::sql::users::user_store!($store, writer: $writer, reader: $reader, db_err: $db_err);
+        $crate::sql::sessions::session_store!($store, writer: $writer, reader: $reader, db_err: $db_err);
+        $crate::sql::rooms::room_store!($store, writer: $writer, reader: $reader, db_err: $db_err);
     };
 }
-pub(crate) use store;
+pub(crate) use ports;

@@ -72,24 +72,16 @@ impl SqliteStore {
     }
 }
 
-crate::sql::store!(SqliteStore, reader: reader, db_err: db_err);
-crate::sql::users::user_store!(SqliteStore, writer: writer, reader: reader, db_err: db_err);
-crate::sql::sessions::session_store!(SqliteStore, writer: writer, reader: reader, db_err: db_err);
-crate::sql::rooms::room_store!(SqliteStore, writer: writer, reader: reader, db_err: db_err);
+crate::sql::ports!(SqliteStore, writer: writer, reader: reader, db_err: db_err);
 
-/// Maps a driver error to the domain's: unique violations are conflicts, a database that does
-/// not answer is unavailable, the rest is internal.
+/// Maps a driver error to the domain's (`sql::db_error`); SQLite's own codes: a database busy
+/// (5, 6), full (13) or that cannot be opened (14) is unavailable.
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict("already exists".into()),
-        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("5" | "6" | "13" | "14")) => {
+    crate::sql::db_error(e, |code, e| match code {
+        "5" | "6" | "13" | "14" => {
             tracing::warn!(error = %e, "database busy or unwritable");
-            Error::Unavailable("the database is unavailable".into())
+            Some(Error::Unavailable("the database is unavailable".into()))
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            tracing::warn!(error = %e, "database unavailable");
-            Error::Unavailable("the database is unavailable".into())
-        }
-        _ => Error::internal(format!("database: {e}")),
-    }
+        _ => None,
+    })
 }
