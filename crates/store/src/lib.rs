@@ -1,11 +1,16 @@
-//! parlor's storage drivers. Each driver owns its SQL and its migrations directory and implements
-//! the domain's `Store` port. The embedded driver is SQLite (WAL, one writer connection, group
+//! parlor's storage drivers. Each driver owns its migrations directory and implements the domain's
+//! `Store` port; the SQL both dialects read is written once (`sql`, `batch`), and each driver owns
+//! the statements its dialect says its own way. The embedded driver is SQLite (WAL, one writer connection, group
 //! commit); the distributed one is PostgreSQL.
+
+// First, so that its `*_cols!` macros are in scope in the modules below.
+#[macro_use]
+mod rows;
 
 mod batch;
 mod jobs;
 pub mod postgres;
-mod rows;
+mod sql;
 pub mod sqlite;
 
 pub use postgres::{PostgresOptions, PostgresStore};

@@ -1,5 +1,30 @@
-//! Turning rows into domain records, for both drivers. Every query that returns one of these
-//! records selects the columns its driver's `*_cols!` macro names, in the same shape.
+//! Turning rows into domain records, for both drivers, and the columns they are read from: every
+//! query that returns one of these records selects the columns a `*_cols!` macro names.
+
+/// Columns of a user record (see `rows::user_record`).
+macro_rules! user_cols {
+    () => {
+        "id, username, display_name, created_at, email, email_notifications, password_hash, \
+         phrase_hash, last_seen_at, disabled_at"
+    };
+}
+
+/// Columns of a room, table alias `r` (see `rows::room`).
+macro_rules! room_cols {
+    () => {
+        "r.id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.member_count, \
+         r.last_seq"
+    };
+}
+
+/// Columns of a message with its author, table aliases `m` and `u` (see `rows::message`).
+macro_rules! message_cols {
+    () => {
+        "m.id, m.room_id, m.seq, m.body, m.html, m.mentions, m.reply_to, m.nonce, m.created_at, \
+         m.edited_at, m.deleted, u.id AS u_id, u.username AS u_username, \
+         u.display_name AS u_display_name, u.created_at AS u_created_at"
+    };
+}
 
 use crate::batch::Access;
 use parlor_domain::model::{

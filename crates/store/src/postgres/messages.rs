@@ -1,50 +1,16 @@
-//! Message history in PostgreSQL: batches of commands in one transaction, history pages and
-//! full-text search (`tsvector`).
+//! Messages in PostgreSQL: the statements of a batch in one transaction (`BatchDb`), multi-row
+//! with `UNNEST` of arrays. The rest of `MessageStore` is shared (`sql::messages`); its full-text
+//! search (`tsvector`) is in `dialect`.
 
 use super::{PostgresStore, db_err};
-use crate::batch::{self, Access, BatchDb, NonceKey, OutboxJob};
+use crate::batch::{Access, BatchDb, NonceKey, OutboxJob};
 use crate::rows;
 use async_trait::async_trait;
 use parlor_domain::model::Message;
-use parlor_domain::ports::{MessageStore, Page, Prepared};
-use parlor_domain::queue::Outcome;
 use parlor_domain::{Error, MessageId, Result, RoomId, Timestamp, UserId};
 use sqlx::{PgConnection, Row};
 
-async fn load(conn: &mut PgConnection, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        message_cols!(),
-        " FROM messages m JOIN users u ON u.id = m.author_id WHERE m.room_id = $1 AND m.id = $2"
-    ))
-    .bind(room_id.as_str())
-    .bind(id.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    row.as_ref().map(rows::message).transpose()
-}
-
-async fn by_nonce(
-    conn: &mut PgConnection,
-    room_id: &RoomId,
-    author_id: &UserId,
-    nonce: &str,
-) -> Result<Option<Message>> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        message_cols!(),
-        " FROM messages m JOIN users u ON u.id = m.author_id \
-         WHERE m.room_id = $1 AND m.author_id = $2 AND m.nonce = $3"
-    ))
-    .bind(room_id.as_str())
-    .bind(author_id.as_str())
-    .bind(nonce)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    row.as_ref().map(rows::message).transpose()
-}
+crate::sql::messages::message_store!(PostgresStore, PgConnection, writer: pool, reader: pool, db_err: db_err);
 
 #[async_trait]
 impl BatchDb for PgConnection {
@@ -212,106 +178,5 @@ impl BatchDb for PgConnection {
         .await
         .map_err(db_err)?;
         Ok(())
-    }
-}
-
-/// Turns the user's words into a `tsquery`: each word a prefix, all of them required. The words
-/// hold only letters and digits, so no operator can be injected.
-fn ts_query(q: &str) -> Option<String> {
-    let words: Vec<String> =
-        rows::search_words(q).iter().map(|w| format!("{}:*", w.to_lowercase())).collect();
-    (!words.is_empty()).then(|| words.join(" & "))
-}
-
-#[async_trait]
-impl MessageStore for PostgresStore {
-    async fn apply(&self, batch: &[Prepared]) -> Result<Vec<Outcome>> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let outcomes = batch::apply_batch(&mut *tx, batch).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(outcomes)
-    }
-
-    async fn message(&self, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>> {
-        let mut conn = self.pool.acquire().await.map_err(db_err)?;
-        load(&mut conn, room_id, id).await
-    }
-
-    async fn message_by_nonce(
-        &self,
-        room_id: &RoomId,
-        author_id: &UserId,
-        nonce: &str,
-    ) -> Result<Option<Message>> {
-        let mut conn = self.pool.acquire().await.map_err(db_err)?;
-        by_nonce(&mut conn, room_id, author_id, nonce).await
-    }
-
-    async fn history(&self, room_id: &RoomId, page: Page, limit: i64) -> Result<(Vec<Message>, bool)> {
-        let _timer = crate::ReadTimer::start("history");
-        let fetch = limit + 1;
-        let query = match page {
-            Page::Latest => sqlx::query(concat!(
-                "SELECT ",
-                message_cols!(),
-                " FROM messages m JOIN users u ON u.id = m.author_id WHERE m.room_id = $1 \
-                 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
-            ))
-            .bind(room_id.as_str())
-            .bind(i64::MAX),
-            Page::Before(seq) => sqlx::query(concat!(
-                "SELECT ",
-                message_cols!(),
-                " FROM messages m JOIN users u ON u.id = m.author_id WHERE m.room_id = $1 \
-                 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
-            ))
-            .bind(room_id.as_str())
-            .bind(seq),
-            Page::After(seq) => sqlx::query(concat!(
-                "SELECT ",
-                message_cols!(),
-                " FROM messages m JOIN users u ON u.id = m.author_id WHERE m.room_id = $1 \
-                 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"
-            ))
-            .bind(room_id.as_str())
-            .bind(seq),
-        };
-        let found = query.bind(fetch).fetch_all(&self.pool).await.map_err(db_err)?;
-        let mut messages = found.iter().map(rows::message).collect::<Result<Vec<_>>>()?;
-        let has_more = messages.len() as i64 > limit;
-        messages.truncate(limit as usize);
-        if !matches!(page, Page::After(_)) {
-            messages.reverse();
-        }
-        Ok((messages, has_more))
-    }
-
-    async fn search(
-        &self,
-        user_id: &UserId,
-        query: &str,
-        room_id: Option<&RoomId>,
-        limit: i64,
-    ) -> Result<Vec<Message>> {
-        let _timer = crate::ReadTimer::start("search");
-        let Some(ts) = ts_query(query) else { return Ok(Vec::new()) };
-        let found = sqlx::query(concat!(
-            "SELECT ",
-            message_cols!(),
-            " FROM messages m JOIN users u ON u.id = m.author_id \
-             JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = $1 \
-             WHERE m.search @@ to_tsquery('simple', $2) AND NOT m.deleted \
-             AND ($3::text IS NULL OR m.room_id = $4) \
-             ORDER BY m.created_at DESC, m.pk DESC LIMIT $5"
-        ))
-        .bind(user_id.as_str())
-        .bind(ts)
-        .bind(room_id.map(RoomId::as_str))
-        .bind(room_id.map(RoomId::as_str))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        found.iter().map(rows::message).collect()
     }
 }

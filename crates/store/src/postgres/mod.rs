@@ -3,40 +3,10 @@
 //! message, so seqs stay gapless under concurrent writers (a rolled-back insert rolls back its
 //! increment too).
 
-/// Columns of a user record (see `rows::user_record`).
-macro_rules! user_cols {
-    () => {
-        "id, username, display_name, created_at, email, email_notifications, password_hash, \
-         phrase_hash, last_seen_at, disabled_at"
-    };
-}
-
-/// Columns of a room, table alias `r` (see `rows::room`).
-macro_rules! room_cols {
-    () => {
-        "r.id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.member_count, \
-         r.last_seq"
-    };
-}
-
-/// Columns of a message with its author, table aliases `m` and `u` (see `rows::message`).
-macro_rules! message_cols {
-    () => {
-        "m.id, m.room_id, m.seq, m.body, m.html, m.mentions, m.reply_to, m.nonce, m.created_at, \
-         m.edited_at, m.deleted, u.id AS u_id, u.username AS u_username, \
-         u.display_name AS u_display_name, u.created_at AS u_created_at"
-    };
-}
-
+mod dialect;
 mod jobs;
 mod messages;
-mod rooms;
 
-mod sessions;
-mod users;
-
-use async_trait::async_trait;
-use parlor_domain::ports::Store;
 use parlor_domain::{Error, Result};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -118,36 +88,21 @@ impl PostgresStore {
     }
 }
 
-#[async_trait]
-impl Store for PostgresStore {
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
-        Ok(())
-    }
-}
+crate::sql::ports!(PostgresStore, writer: pool, reader: pool, db_err: db_err);
 
-/// Maps a driver error to the domain's: unique violations are conflicts, a server that does not
-/// answer is unavailable, the rest is internal.
+/// Maps a driver error to the domain's (`sql::db_error`), with PostgreSQL's own codes.
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict("already exists".into()),
+    crate::sql::db_error(e, |code, e| {
         // 22021: a bound text holds U+0000, which PostgreSQL's text cannot. Every stored text was
         // validated free of it, so such a key (an id from a path or a body) names nothing.
-        sqlx::Error::Database(d) if d.code().as_deref() == Some("22021") => {
-            Error::NotFound("no such resource".into())
+        if code == "22021" {
+            return Some(Error::NotFound("no such resource".into()));
         }
         // Class 08 (connection), 53 (resources), 57P (operator intervention: shutdown, restart).
-        sqlx::Error::Database(d)
-            if d.code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")) =>
-        {
+        if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") {
             tracing::warn!(error = %e, "database unavailable");
-            Error::Unavailable("the database is unavailable".into())
+            return Some(Error::Unavailable("the database is unavailable".into()));
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            tracing::warn!(error = %e, "database unavailable");
-            Error::Unavailable("the database is unavailable".into())
-        }
-        _ => Error::internal(format!("database: {e}")),
-    }
+        None
+    })
 }

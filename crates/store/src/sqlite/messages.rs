@@ -1,50 +1,16 @@
-//! Message history in SQLite: group-committed batches of commands, history pages and full-text
-//! search (FTS5).
+//! Messages in SQLite: the statements of a group-committed batch (`BatchDb`), multi-row with
+//! `VALUES` lists. The rest of `MessageStore` is shared (`sql::messages`); its full-text search
+//! (FTS5) is in `dialect`.
 
 use super::{SqliteStore, db_err};
-use crate::batch::{self, Access, BatchDb, NonceKey, OutboxJob};
+use crate::batch::{Access, BatchDb, NonceKey, OutboxJob};
 use crate::rows;
 use async_trait::async_trait;
 use parlor_domain::model::Message;
-use parlor_domain::ports::{MessageStore, Page, Prepared};
-use parlor_domain::queue::Outcome;
 use parlor_domain::{Error, MessageId, Result, RoomId, Timestamp, UserId};
 use sqlx::{Row, SqliteConnection};
 
-async fn load(conn: &mut SqliteConnection, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        message_cols!(),
-        " FROM messages m JOIN users u ON u.id = m.author_id WHERE m.room_id = ? AND m.id = ?"
-    ))
-    .bind(room_id.as_str())
-    .bind(id.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    row.as_ref().map(rows::message).transpose()
-}
-
-async fn by_nonce(
-    conn: &mut SqliteConnection,
-    room_id: &RoomId,
-    author_id: &UserId,
-    nonce: &str,
-) -> Result<Option<Message>> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        message_cols!(),
-        " FROM messages m JOIN users u ON u.id = m.author_id \
-         WHERE m.room_id = ? AND m.author_id = ? AND m.nonce = ?"
-    ))
-    .bind(room_id.as_str())
-    .bind(author_id.as_str())
-    .bind(nonce)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    row.as_ref().map(rows::message).transpose()
-}
+crate::sql::messages::message_store!(SqliteStore, SqliteConnection, writer: writer, reader: reader, db_err: db_err);
 
 /// Most rows in one multi-row statement (10 parameters each; SQLite allows 32,766).
 const ROWS_PER_INSERT: usize = 500;
@@ -226,116 +192,5 @@ impl BatchDb for SqliteConnection {
         .await
         .map_err(db_err)?;
         Ok(())
-    }
-}
-
-/// Turns the user's words into an FTS5 query: each word quoted (so no operator can be injected)
-/// and matched as a prefix, all of them required.
-fn fts_query(q: &str) -> Option<String> {
-    let words: Vec<String> = rows::search_words(q).iter().map(|w| format!("\"{w}\"*")).collect();
-    (!words.is_empty()).then(|| words.join(" "))
-}
-
-#[async_trait]
-impl MessageStore for SqliteStore {
-    async fn apply(&self, batch: &[Prepared]) -> Result<Vec<Outcome>> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let outcomes = batch::apply_batch(&mut *tx, batch).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(outcomes)
-    }
-
-    async fn message(&self, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>> {
-        let mut conn = self.reader.acquire().await.map_err(db_err)?;
-        load(&mut conn, room_id, id).await
-    }
-
-    async fn message_by_nonce(
-        &self,
-        room_id: &RoomId,
-        author_id: &UserId,
-        nonce: &str,
-    ) -> Result<Option<Message>> {
-        let mut conn = self.reader.acquire().await.map_err(db_err)?;
-        by_nonce(&mut conn, room_id, author_id, nonce).await
-    }
-
-    async fn history(&self, room_id: &RoomId, page: Page, limit: i64) -> Result<(Vec<Message>, bool)> {
-        let _timer = crate::ReadTimer::start("history");
-        let fetch = limit + 1;
-        let query = match page {
-            Page::Latest => sqlx::query(concat!(
-                "SELECT ",
-                message_cols!(),
-                " FROM messages m JOIN users u ON u.id = m.author_id WHERE m.room_id = ? \
-                 AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
-            ))
-            .bind(room_id.as_str())
-            .bind(i64::MAX),
-            Page::Before(seq) => sqlx::query(concat!(
-                "SELECT ",
-                message_cols!(),
-                " FROM messages m JOIN users u ON u.id = m.author_id WHERE m.room_id = ? \
-                 AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
-            ))
-            .bind(room_id.as_str())
-            .bind(seq),
-            Page::After(seq) => sqlx::query(concat!(
-                "SELECT ",
-                message_cols!(),
-                " FROM messages m JOIN users u ON u.id = m.author_id WHERE m.room_id = ? \
-                 AND m.seq > ? ORDER BY m.seq ASC LIMIT ?"
-            ))
-            .bind(room_id.as_str())
-            .bind(seq),
-        };
-        let found = query.bind(fetch).fetch_all(&self.reader).await.map_err(db_err)?;
-        let mut messages = found.iter().map(rows::message).collect::<Result<Vec<_>>>()?;
-        let has_more = messages.len() as i64 > limit;
-        messages.truncate(limit as usize);
-        if !matches!(page, Page::After(_)) {
-            messages.reverse();
-        }
-        Ok((messages, has_more))
-    }
-
-    async fn search(
-        &self,
-        user_id: &UserId,
-        query: &str,
-        room_id: Option<&RoomId>,
-        limit: i64,
-    ) -> Result<Vec<Message>> {
-        let _timer = crate::ReadTimer::start("search");
-        let Some(fts) = fts_query(query) else { return Ok(Vec::new()) };
-        let found = sqlx::query(concat!(
-            "SELECT ",
-            message_cols!(),
-            " FROM messages_fts f JOIN messages m ON m.pk = f.rowid JOIN users u ON u.id = m.author_id \
-             JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = ? \
-             WHERE messages_fts MATCH ? AND m.deleted = 0 AND (? IS NULL OR m.room_id = ?) \
-             ORDER BY m.created_at DESC, m.pk DESC LIMIT ?"
-        ))
-        .bind(user_id.as_str())
-        .bind(fts)
-        .bind(room_id.map(RoomId::as_str))
-        .bind(room_id.map(RoomId::as_str))
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
-        found.iter().map(rows::message).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fts_query;
-
-    #[test]
-    fn search_words_cannot_inject_fts_operators() {
-        assert_eq!(fts_query("hello world").as_deref(), Some("\"hello\"* \"world\"*"));
-        assert_eq!(fts_query("\" OR * NEAR(").as_deref(), Some("\"OR\"* \"NEAR\"*"));
-        assert_eq!(fts_query("  ,,, "), None);
     }
 }

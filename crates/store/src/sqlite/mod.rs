@@ -3,40 +3,10 @@
 //! go through a pool of one connection (SQLite has one writer anyway, and this way writers queue
 //! in the pool instead of failing with SQLITE_BUSY); reads use a pool of their own.
 
-/// Columns of a user record (see `rows::user_record`).
-macro_rules! user_cols {
-    () => {
-        "id, username, display_name, created_at, email, email_notifications, password_hash, \
-         phrase_hash, last_seen_at, disabled_at"
-    };
-}
-
-/// Columns of a room, table alias `r` (see `rows::room`).
-macro_rules! room_cols {
-    () => {
-        "r.id, r.kind, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.member_count, \
-         r.last_seq"
-    };
-}
-
-/// Columns of a message with its author, table aliases `m` and `u` (see `rows::message`).
-macro_rules! message_cols {
-    () => {
-        "m.id, m.room_id, m.seq, m.body, m.html, m.mentions, m.reply_to, m.nonce, m.created_at, \
-         m.edited_at, m.deleted, u.id AS u_id, u.username AS u_username, \
-         u.display_name AS u_display_name, u.created_at AS u_created_at"
-    };
-}
-
+mod dialect;
 mod jobs;
 mod messages;
-mod rooms;
 
-mod sessions;
-mod users;
-
-use async_trait::async_trait;
-use parlor_domain::ports::Store;
 use parlor_domain::{Error, Result};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -102,27 +72,16 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err)?;
-        Ok(())
-    }
-}
+crate::sql::ports!(SqliteStore, writer: writer, reader: reader, db_err: db_err);
 
-/// Maps a driver error to the domain's: unique violations are conflicts, a database that does
-/// not answer is unavailable, the rest is internal.
+/// Maps a driver error to the domain's (`sql::db_error`); SQLite's own codes: a database busy
+/// (5, 6), full (13) or that cannot be opened (14) is unavailable.
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict("already exists".into()),
-        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("5" | "6" | "13" | "14")) => {
+    crate::sql::db_error(e, |code, e| match code {
+        "5" | "6" | "13" | "14" => {
             tracing::warn!(error = %e, "database busy or unwritable");
-            Error::Unavailable("the database is unavailable".into())
+            Some(Error::Unavailable("the database is unavailable".into()))
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            tracing::warn!(error = %e, "database unavailable");
-            Error::Unavailable("the database is unavailable".into())
-        }
-        _ => Error::internal(format!("database: {e}")),
-    }
+        _ => None,
+    })
 }
