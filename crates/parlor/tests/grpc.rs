@@ -129,8 +129,9 @@ async fn moderation_runs_alone_answers_health_and_reflection_and_reviews() {
         assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
     }
 
-    // The service ends a call at the caller's deadline. The request's message is held back, so
-    // the review cannot start and only the deadline can end the call, however fast the server.
+    // A call ends at its deadline (grpc-timeout, which tonic enforces at both ends). The
+    // request's message is held back, so the review cannot start and only the deadline can end
+    // the call, however fast the server.
     let mut grpc = tonic::client::Grpc::new(ch.clone());
     grpc.ready().await.expect("the channel is ready");
     let mut held = tonic::Request::new(futures_util::stream::pending::<pb::ReviewRequest>());
