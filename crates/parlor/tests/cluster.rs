@@ -257,7 +257,7 @@ async fn gateway_worker_moderation_and_users_as_separate_processes_allow_and_rej
     // Tokens are checked by the users service: a logout is honoured within a couple of seconds.
     let (status, _) = cluster.call(0, Method::POST, "/api/v1/auth/logout", Some(&bob.token), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (status, _) = cluster.call(0, Method::GET, "/api/v1/users/me", Some(&bob.token), None).await;
         if status == StatusCode::UNAUTHORIZED {

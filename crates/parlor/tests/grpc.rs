@@ -129,9 +129,22 @@ async fn moderation_runs_alone_answers_health_and_reflection_and_reviews() {
         assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
     }
 
-    let mut hurried = tonic::Request::new(review("u4", "in a hurry"));
-    hurried.set_timeout(Duration::from_nanos(1));
-    let status = client.review(hurried).await.expect_err("a deadline in the past fails");
+    // A call ends at its deadline (grpc-timeout, which tonic enforces at both ends). The
+    // request's message is held back, so the review cannot start and only the deadline can end
+    // the call, however fast the server.
+    let mut grpc = tonic::client::Grpc::new(ch.clone());
+    grpc.ready().await.expect("the channel is ready");
+    let mut held = tonic::Request::new(futures_util::stream::pending::<pb::ReviewRequest>());
+    held.set_timeout(Duration::from_millis(100));
+    let call = grpc.client_streaming(
+        held,
+        tonic::codegen::http::uri::PathAndQuery::from_static("/parlor.v1.Moderation/Review"),
+        tonic_prost::ProstCodec::<pb::ReviewRequest, pb::ReviewResponse>::default(),
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), call)
+        .await
+        .expect("the server ends the call at its deadline")
+        .expect_err("a deadline that passes before the request is whole fails");
     assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
 
     let mut reflection =

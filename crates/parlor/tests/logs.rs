@@ -188,11 +188,21 @@ async fn logs_are_json_carry_request_and_trace_ids_and_never_hold_secrets_or_bod
         Some(&token),
         json!({"current_password": new_password, "new_password": "Pw-Third-Password-99"}),
     )
+    .header("x-request-id", "test-password-last")
     .send()
     .await
     .expect("password");
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The log is written in order, and this request's answer is the last line asserted on: once
+    // it is in the file, all the lines before it are.
+    let started = Instant::now();
+    while !lines(&server.log)
+        .iter()
+        .any(|l| field(l, "request_id") == Some("test-password-last") && l["message"] == "answered")
+    {
+        assert!(started.elapsed() < WAIT, "the last request's answer was never logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let log = lines(&server.log);
     let text = std::fs::read_to_string(&server.log).expect("the log");

@@ -20,12 +20,22 @@ async fn metrics_count_connections_messages_fan_out_latency_queue_and_store_read
     let (status, found) = app.get("/api/v1/search?q=counted", &bob.token).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{found}");
 
-    let resp = reqwest::get(app.url("/metrics")).await.expect("metrics answer");
-    assert_eq!(resp.status(), reqwest::StatusCode::OK);
-    let content_type =
-        resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    assert!(content_type.starts_with("text/plain"), "{content_type}");
-    let text = resp.text().await.expect("a body");
+    // The depth gauge is a sample (at start-up and every 5 s): one taken while a send waited
+    // in the queue holds until the next, so read until a sample shows nothing waiting.
+    let deadline = tokio::time::Instant::now() + common::WAIT * 2;
+    let text = loop {
+        let resp = reqwest::get(app.url("/metrics")).await.expect("metrics answer");
+        assert_eq!(resp.status(), reqwest::StatusCode::OK);
+        let content_type =
+            resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        let text = resp.text().await.expect("a body");
+        let waiting = text.lines().any(|l| l.starts_with("parlor_queue_depth{") && !l.ends_with(" 0"));
+        if !waiting || tokio::time::Instant::now() >= deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     for line in [
         "parlor_connections_open 2",
         "parlor_messages_in_total{kind=\"send_ws\"} 2",

@@ -110,13 +110,14 @@ async fn created_seqs(ws: &mut WsClient, room: &str, n: usize) -> Vec<i64> {
     seqs
 }
 
-/// Reads (and so answers pings) for `wait`; fails on a close; returns how many pings came.
-async fn read_pings_for(ws: &mut WsClient, wait: Duration) -> usize {
-    let deadline = Instant::now() + wait;
+/// Reads (and so answers pings) until `count` pings have come; fails on a close, or if they do
+/// not come within WAIT.
+async fn read_pings(ws: &mut WsClient, count: usize) {
+    let deadline = Instant::now() + WAIT;
     let mut pings = 0;
-    loop {
+    while pings < count {
         match tokio::time::timeout_at(deadline, ws.stream.next()).await {
-            Err(_) => return pings,
+            Err(_) => panic!("{pings} pings of {count} came in {WAIT:?}"),
             Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
             Ok(Some(Ok(Message::Close(frame)))) => panic!("the server closed a live connection: {frame:?}"),
             Ok(Some(Ok(_))) => {}
@@ -234,8 +235,8 @@ async fn silence_past_the_auth_timeout_gets_unauthorized_then_close_4001() {
     let mut ws = app.ws_raw().await;
     expect_unauthorized_close(&mut ws).await;
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(250), "closed after {took:?}, before the timeout");
-    assert!(took < Duration::from_secs(3), "closed after {took:?}, long past the timeout");
+    assert!(took >= Duration::from_millis(300), "closed after {took:?}, before the timeout");
+    assert!(took < WAIT, "closed after {took:?}, long past the timeout");
 }
 
 #[tokio::test]
@@ -679,9 +680,9 @@ async fn the_server_pings_on_the_heartbeat_and_a_client_that_answers_stays_conne
     let mut ws = app.ws(&alice.token).await;
     assert_eq!(ws.ready["heartbeat_ms"], 200);
 
-    // Reading answers the server's pings (tungstenite pongs on its own); five heartbeats pass.
-    let pings = read_pings_for(&mut ws, Duration::from_millis(1000)).await;
-    assert!(pings >= 3, "the server pinged {pings} times in five heartbeats");
+    // Reading answers the server's pings (tungstenite pongs on its own). The third ping comes
+    // three heartbeats on, past the two after which a silent client is closed.
+    read_pings(&mut ws, 3).await;
     assert_alive(&mut ws).await;
 }
 
@@ -693,11 +694,10 @@ struct RawClose {
 }
 
 /// Reads server frames straight off the TCP stream, never writing a byte (so no pong), until the
-/// close frame or the end of the stream. Server frames are unmasked: a two-byte header, an
-/// optional extended length, the payload.
-async fn read_raw_until_close(ws: &mut WsClient) -> RawClose {
+/// close frame or the end of the stream, `after` counted from `started`. Server frames are
+/// unmasked: a two-byte header, an optional extended length, the payload.
+async fn read_raw_until_close(ws: &mut WsClient, started: Instant) -> RawClose {
     use tokio::io::AsyncReadExt;
-    let started = Instant::now();
     let tcp = ws.stream.get_mut();
     let mut buf: Vec<u8> = Vec::new();
     let mut pings = 0;
@@ -749,22 +749,20 @@ async fn read_raw_until_close(ws: &mut WsClient) -> RawClose {
 async fn a_client_that_does_not_answer_pings_is_closed_with_4002_after_twice_the_heartbeat() {
     let app = TestApp::spawn_with(&[("--heartbeat", "200ms")]).await;
     let alice = app.register("alice").await;
+    // Counted from before the connection, so from before the server's count starts.
+    let started = Instant::now();
     let mut ws = app.ws(&alice.token).await;
 
-    // From `ready` on, the client sends nothing at all, not even pongs.
-    let seen = read_raw_until_close(&mut ws).await;
+    // From `ready` on, the client sends nothing at all, not even pongs. (Whether a ping came
+    // first is not asserted: a server that wakes late past both deadlines closes at once.)
+    let seen = read_raw_until_close(&mut ws, started).await;
     assert_eq!(seen.code, Some(4002), "closed after {:?} and {} pings", seen.after, seen.pings);
-    assert!(seen.pings >= 1, "the server pinged before giving up");
     assert!(
-        seen.after >= Duration::from_millis(300),
+        seen.after >= Duration::from_millis(400),
         "closed after {:?}, before twice the heartbeat",
         seen.after
     );
-    assert!(
-        seen.after < Duration::from_millis(2000),
-        "closed after {:?}, long past twice the heartbeat",
-        seen.after
-    );
+    assert!(seen.after < WAIT, "closed after {:?}, long past twice the heartbeat", seen.after);
 }
 
 #[tokio::test]
