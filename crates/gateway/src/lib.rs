@@ -3,6 +3,7 @@
 //! through the queue, and learns of every change through the bus, so any number of gateways can
 //! run side by side.
 
+mod admission;
 mod auth;
 pub mod error;
 mod events;
@@ -89,6 +90,8 @@ pub async fn build(
         limits: Limits::new(
             settings.send_rate,
             settings.send_burst,
+            settings.service_send_rate,
+            settings.service_send_burst,
             settings.auth_rate,
             settings.auth_burst,
             settings.auth_failures,

@@ -19,6 +19,11 @@ pub struct GatewaySettings {
     /// Messages per second per user, and the burst.
     pub send_rate: u32,
     pub send_burst: u32,
+    /// Messages per second that trusted integrations (gRPC `Chat` with the service token) may
+    /// post as one author, and the burst. Apart from the author's own `send_rate`: a bridge
+    /// relaying many people is bounded per person it posts as, and never spends their own budget.
+    pub service_send_rate: u32,
+    pub service_send_burst: u32,
     /// Session calls per second per client address, and the burst.
     pub auth_rate: u32,
     pub auth_burst: u32,
@@ -48,6 +53,8 @@ impl Default for GatewaySettings {
         Self {
             send_rate: 10,
             send_burst: 30,
+            service_send_rate: 50,
+            service_send_burst: 200,
             auth_rate: 1,
             auth_burst: 20,
             heartbeat: Duration::from_secs(30),

@@ -169,6 +169,8 @@ async fn start_gateway(
         GatewaySettings {
             send_rate: http.send_rate,
             send_burst: http.send_burst,
+            service_send_rate: http.service_send_rate,
+            service_send_burst: http.service_send_burst,
             auth_rate: http.auth_rate,
             auth_burst: http.auth_burst,
             heartbeat: http.heartbeat,

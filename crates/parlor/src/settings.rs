@@ -267,6 +267,12 @@ pub struct HttpArgs {
     /// Burst of messages per user above the rate.
     #[arg(long, env = "PARLOR_SEND_BURST", default_value = "30", value_parser = positive)]
     pub send_burst: u32,
+    /// Messages per second a trusted integration (gRPC `Chat`) may post as one author.
+    #[arg(long, env = "PARLOR_SERVICE_SEND_RATE", default_value = "50", value_parser = positive)]
+    pub service_send_rate: u32,
+    /// Burst of integration posts per author above that rate.
+    #[arg(long, env = "PARLOR_SERVICE_SEND_BURST", default_value = "200", value_parser = positive)]
+    pub service_send_burst: u32,
     /// Register, login, refresh and recover calls per second per client address.
     #[arg(long, env = "PARLOR_AUTH_RATE", default_value = "1", value_parser = positive)]
     pub auth_rate: u32,
