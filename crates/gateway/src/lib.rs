@@ -24,6 +24,9 @@ mod users;
 mod web;
 mod ws;
 
+#[cfg(test)]
+mod tests;
+
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::limits::Limits;
