@@ -200,7 +200,7 @@ struct SearchQuery {
 
 /// Full-text search over the caller's rooms (up to 50, newest first).
 #[utoipa::path(
-    get, path = "/search", tag = "messages", security(("bearer" = [])), params(SearchQuery),
+    get, path = "/search", tag = "messages", operation_id = "search_messages", security(("bearer" = [])), params(SearchQuery),
     responses(
         (status = 200, description = "matching messages", body = MessageList),
         InvalidRequest, Unauthorized, Forbidden, NotFound, Unprocessable

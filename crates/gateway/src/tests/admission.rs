@@ -39,15 +39,22 @@ async fn a_send_is_validated_before_membership_and_a_non_member_is_refused() {
     let outsider = admit_send(&gw.state, &Sender::User(&mallory.id), hello(&room, "n-2")).await;
     let nowhere = admit_send(&gw.state, &Sender::User(&alice.id), hello(&RoomId::generate(), "n-3")).await;
 
-    assert!(matches!(invalid, Err(Error::Validation { ref field, .. }) if field.as_deref() == Some("body")), "{invalid:?}");
+    assert!(
+        matches!(invalid, Err(Error::Validation { ref field, .. }) if field.as_deref() == Some("body")),
+        "{invalid:?}"
+    );
     assert!(matches!(outsider, Err(Error::Forbidden(_))), "a public room's non-member: {outsider:?}");
     assert!(matches!(nowhere, Err(Error::NotFound(_))), "{nowhere:?}");
 }
 
 #[tokio::test]
 async fn integrations_have_a_bucket_per_author_apart_from_the_authors_own() {
-    let settings =
-        GatewaySettings { send_burst: 1, service_send_rate: 1, service_send_burst: 2, ..GatewaySettings::default() };
+    let settings = GatewaySettings {
+        send_burst: 1,
+        service_send_rate: 1,
+        service_send_burst: 2,
+        ..GatewaySettings::default()
+    };
     let gw = TestGateway::with(settings).await;
     let alice = gw.user("alice").await;
     let bob = gw.user("bob").await;

@@ -38,7 +38,10 @@ async fn an_outcome_published_for_a_request_reaches_the_one_waiting_for_it() {
     let outcome = tokio::time::timeout(WAIT, waiting).await.expect("answered in time").expect("no panic");
 
     assert_eq!(delivery.item.origin, "gateway-under-test", "the worker knows where to answer");
-    assert!(matches!(outcome, Ok(Outcome::Failed(Error::Forbidden(ref m))) if m == "not today"), "{outcome:?}");
+    assert!(
+        matches!(outcome, Ok(Outcome::Failed(Error::Forbidden(ref m))) if m == "not today"),
+        "{outcome:?}"
+    );
     assert!(gw.state.pending.is_empty());
 }
 
@@ -68,7 +71,11 @@ async fn a_send_with_no_outcome_in_time_is_answered_unavailable_and_forgotten() 
 
     assert!(matches!(rest, Err(Error::Unavailable(_))), "{rest:?}");
     let error: serde_json::Value = serde_json::from_str(&frame).expect("JSON");
-    assert_eq!((error["type"].as_str(), error["code"].as_str()), (Some("error"), Some("unavailable")), "{error}");
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_str()),
+        (Some("error"), Some("unavailable")),
+        "{error}"
+    );
     assert_eq!(error["nonce"], "ws-1");
     let emptied = tokio::time::timeout(WAIT, async {
         while !gw.state.pending.is_empty() {

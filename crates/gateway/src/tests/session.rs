@@ -190,7 +190,10 @@ async fn a_bad_frame_gets_an_error_and_the_connection_stays() {
     client.send(json!({"type": "ping"}));
     let pong = client.next().await;
 
-    assert_eq!((malformed["type"].as_str(), malformed["code"].as_str()), (Some("error"), Some("invalid_request")));
+    assert_eq!(
+        (malformed["type"].as_str(), malformed["code"].as_str()),
+        (Some("error"), Some("invalid_request"))
+    );
     assert_eq!(wrong_type["code"], "invalid_request");
     assert_eq!(wrong_type["nonce"], "n-1", "the nonce is echoed when it can be read");
     assert_eq!((empty["code"].as_str(), empty["field"].as_str()), (Some("validation_failed"), Some("body")));
