@@ -11,7 +11,8 @@ use parlor_domain::Error;
 use parlor_users::Authenticated;
 use serde::de::DeserializeOwned;
 
-/// A JSON body. The content type is not required: the body is what counts.
+/// A JSON object body. The content type is not required: the body is what counts. Anything but
+/// an object (an empty body, `null`, an array, a string) is 400, as malformed JSON is.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -25,11 +26,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 Error::invalid("the request body could not be read")
             }
         })?;
-        let bytes = if bytes.is_empty() { Bytes::from_static(b"{}") } else { bytes };
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| ApiError(Error::invalid(format!("invalid JSON body: {e}"))))
+        json_object(&bytes).map(ApiJson).map_err(ApiError)
     }
+}
+
+/// Parses a body that must be a JSON object. Checked before serde sees it: serde would read an
+/// array as a struct's fields in order, and its messages for a non-object name the Rust type
+/// ("expected struct PatchMe"), which is none of a client's business.
+pub(crate) fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(Error::invalid("invalid JSON body: expected a JSON object"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let detail = e.to_string();
+        if detail.contains("struct ") || detail.contains("enum ") {
+            // A nested value of the wrong shape: say where, not which type.
+            Error::invalid(format!(
+                "invalid JSON body: a value has the wrong type at line {} column {}",
+                e.line(),
+                e.column()
+            ))
+        } else {
+            Error::invalid(format!("invalid JSON body: {detail}"))
+        }
+    })
 }
 
 /// A query string.

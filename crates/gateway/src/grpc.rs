@@ -1,12 +1,14 @@
 //! `Chat`, the gRPC face of the send path for trusted integrations (bots, bridges). A call must
 //! carry the deployment's service token; the message then takes the same path as a WebSocket
-//! send: validation, membership, the queue, review, the store, the fan-out.
+//! send (`admission::admit_send`: validation, membership, a rate limit; then the queue, review,
+//! the store, the fan-out). The rate limit is the integrations' own, per author posted as
+//! (`GatewaySettings::service_send_rate`).
 
+use crate::admission::{SendRequest, Sender, admit_send};
 use crate::pending::submit_and_wait;
-use crate::rooms::member_access;
 use crate::state::AppState;
-use parlor_domain::queue::{Command, Outcome};
-use parlor_domain::{RoomId, UserId, validate};
+use parlor_domain::queue::Outcome;
+use parlor_domain::{RoomId, UserId};
 use parlor_proto::v1 as pb;
 use parlor_proto::v1::chat_server::Chat;
 use parlor_rpc::status::to_status;
@@ -61,15 +63,11 @@ impl Chat for ChatService {
         if r.room_id.is_empty() || r.author_id.is_empty() {
             return Err(Status::invalid_argument("room_id and author_id are required"));
         }
-        validate::body(&r.body).map_err(|e| to_status(&e))?;
-        let nonce = (!r.nonce.is_empty()).then_some(r.nonce);
-        if let Some(n) = &nonce {
-            validate::nonce(n).map_err(|e| to_status(&e))?;
-        }
-        let room_id = RoomId::from(r.room_id);
         let author_id = UserId::from(r.author_id);
-        member_access(&self.state, &room_id, &author_id).await.map_err(|e| to_status(&e))?;
-        let command = Command::Create { room_id, author_id, body: r.body, nonce, reply_to: None };
+        let nonce = (!r.nonce.is_empty()).then_some(r.nonce);
+        let request = SendRequest { room_id: RoomId::from(r.room_id), body: r.body, nonce, reply_to: None };
+        let who = Sender::Service { author: &author_id };
+        let command = admit_send(&self.state, &who, request).await.map_err(|e| to_status(&e))?;
         match submit_and_wait(&self.state, command).await.map_err(|e| to_status(&e))? {
             Outcome::Created { message, created } => Ok(Response::new(pb::PostMessageResponse {
                 message: Some(convert::message(&message)),

@@ -3,6 +3,7 @@
 //! through the queue, and learns of every change through the bus, so any number of gateways can
 //! run side by side.
 
+mod admission;
 mod auth;
 mod ended;
 pub mod error;
@@ -10,7 +11,10 @@ mod events;
 mod extract;
 pub mod grpc;
 mod health;
-mod hub;
+/// Public for its benchmark (`benches/hot_paths.rs`) only: nothing outside the gateway reaches its
+/// connections but through the bus.
+#[doc(hidden)]
+pub mod hub;
 mod limits;
 mod lockout;
 mod messages;
@@ -23,6 +27,9 @@ pub mod state;
 mod users;
 mod web;
 mod ws;
+
+#[cfg(test)]
+mod tests;
 
 use crate::error::ApiError;
 use crate::hub::Hub;
@@ -91,6 +98,8 @@ pub async fn build(
         limits: Limits::new(
             settings.send_rate,
             settings.send_burst,
+            settings.service_send_rate,
+            settings.service_send_burst,
             settings.auth_rate,
             settings.auth_burst,
             settings.auth_failures,

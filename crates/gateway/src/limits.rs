@@ -1,6 +1,7 @@
-//! Rate limits: a token bucket per user for sends, and per client address for the calls that
-//! create sessions (register, login, refresh, recover); and failed logins and recoveries per
-//! account (`lockout.rs`).
+//! Rate limits: a token bucket per user for sends, one per author for what trusted integrations
+//! post on an author's behalf, and one per client address for the calls that create sessions
+//! (register, login, refresh, recover); and failed logins and recoveries per account
+//! (`lockout.rs`).
 
 use crate::lockout::Lockout;
 use governor::clock::{Clock, DefaultClock};
@@ -13,6 +14,8 @@ use std::time::Duration;
 /// The gateway's rate limiters.
 pub struct Limits {
     sends: DefaultKeyedRateLimiter<UserId>,
+    /// Posts of trusted integrations, keyed by the author they post as.
+    service_sends: DefaultKeyedRateLimiter<UserId>,
     auth: DefaultKeyedRateLimiter<IpAddr>,
     /// Failed logins per account.
     pub logins: Lockout,
@@ -37,12 +40,16 @@ fn check<K: std::hash::Hash + Eq + Clone>(
 }
 
 impl Limits {
-    /// Limits of `send_rate` messages a second per user (bursts of `send_burst`) and `auth_rate`
-    /// session calls a second per address (bursts of `auth_burst`), and `failures` failed logins
-    /// or recoveries per account draining over `window`.
+    /// Limits of `send_rate` messages a second per user (bursts of `send_burst`), `service_rate`
+    /// integration posts a second per author (bursts of `service_burst`), `auth_rate` session
+    /// calls a second per address (bursts of `auth_burst`), and `failures` failed logins or
+    /// recoveries per account draining over `window`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         send_rate: u32,
         send_burst: u32,
+        service_rate: u32,
+        service_burst: u32,
         auth_rate: u32,
         auth_burst: u32,
         failures: u32,
@@ -50,6 +57,7 @@ impl Limits {
     ) -> Self {
         Self {
             sends: RateLimiter::keyed(quota(send_rate, send_burst)),
+            service_sends: RateLimiter::keyed(quota(service_rate, service_burst)),
             auth: RateLimiter::keyed(quota(auth_rate, auth_burst)),
             logins: Lockout::new(failures, window),
             recoveries: Lockout::new(failures, window),
@@ -62,6 +70,13 @@ impl Limits {
             .inspect_err(|_| metrics::counter!("parlor_rate_limited_total", "kind" => "send").increment(1))
     }
 
+    /// Takes one post from the bucket of what integrations write as `author`.
+    pub fn service_send(&self, author: &UserId) -> Result<(), Error> {
+        check(&self.service_sends, author).inspect_err(|_| {
+            metrics::counter!("parlor_rate_limited_total", "kind" => "service_send").increment(1)
+        })
+    }
+
     /// Takes one session call from the address's bucket.
     pub fn auth(&self, ip: IpAddr) -> Result<(), Error> {
         check(&self.auth, &ip)
@@ -71,6 +86,7 @@ impl Limits {
     /// Forgets buckets that are full again, so idle keys take no memory.
     pub fn sweep(&self) {
         self.sends.retain_recent();
+        self.service_sends.retain_recent();
         self.auth.retain_recent();
         self.logins.sweep();
         self.recoveries.sweep();

@@ -1,6 +1,7 @@
 //! `/api/v1/rooms/{id}/messages`, read markers and `/api/v1/search`. Sends, edits and deletes go
 //! through the queue to the worker like WebSocket sends; the handler waits for the outcome.
 
+use crate::admission::{SendRequest, Sender, admit_delete, admit_edit, admit_send};
 use crate::error::ApiResult;
 use crate::events;
 use crate::extract::{ApiJson, ApiQuery, Auth};
@@ -8,14 +9,14 @@ use crate::openapi::{
     Forbidden, InvalidRequest, NotFound, RateLimited, TooLarge, Unauthorized, Unavailable, Unprocessable,
 };
 use crate::pending::submit_and_wait;
-use crate::rooms::{RoomPath, member_access};
+use crate::rooms::member_access;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use parlor_domain::model::Message;
 use parlor_domain::ports::Page;
-use parlor_domain::queue::{Command, Outcome};
+use parlor_domain::queue::Outcome;
 use parlor_domain::requests::{EditBody, ReadBody, SendBody};
 use parlor_domain::{Error, RoomId, validate};
 use serde::{Deserialize, Serialize};
@@ -60,7 +61,7 @@ struct MessageList {
 /// A page of a room's history: the latest, or before or after a seq.
 #[utoipa::path(
     get, path = "/rooms/{id}/messages", tag = "messages", security(("bearer" = [])),
-    params(RoomPath, HistoryQuery),
+    params(("id" = String, Path, description = "the room's id"), HistoryQuery),
     responses(
         (status = 200, description = "a page of messages", body = HistoryPage),
         InvalidRequest, Unauthorized, Forbidden, NotFound, Unprocessable
@@ -100,7 +101,7 @@ fn message_of(outcome: Outcome) -> Result<(Message, bool), Error> {
 /// Sends a message; answered once it is stored.
 #[utoipa::path(
     post, path = "/rooms/{id}/messages", tag = "messages", security(("bearer" = [])),
-    params(RoomPath), request_body = SendBody,
+    params(("id" = String, Path, description = "the room's id")), request_body = SendBody,
     responses(
         (status = 201, description = "the stored message", body = Message),
         (status = 200, description = "the message an earlier send with this nonce stored", body = Message),
@@ -113,43 +114,22 @@ async fn send(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SendBody>,
 ) -> ApiResult<(StatusCode, Json<Message>)> {
-    let room_id = RoomId::from(id);
-    validate::body(&body.body)?;
-    if let Some(nonce) = &body.nonce {
-        validate::nonce(nonce)?;
-    }
-    if let Some(reply_to) = &body.reply_to {
-        validate::reply_to(reply_to.as_str())?;
-    }
-    member_access(&state, &room_id, &auth.user_id).await?;
-    state.limits.send(&auth.user_id)?;
-    let command = Command::Create {
-        room_id,
-        author_id: auth.user_id,
+    let request = SendRequest {
+        room_id: RoomId::from(id),
         body: body.body,
         nonce: body.nonce,
         reply_to: body.reply_to,
     };
+    let command = admit_send(&state, &Sender::User(&auth.user_id), request).await?;
     let (message, created) = message_of(submit_and_wait(&state, command).await?)?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(message)))
 }
 
-/// The room and message of the path.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-struct MessagePath {
-    /// The room's id.
-    id: String,
-    /// The message's id.
-    message_id: String,
-}
-
 /// Edits one of the caller's own messages.
 #[utoipa::path(
     patch, path = "/rooms/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
-    params(MessagePath), request_body = EditBody,
+    params(("id" = String, Path, description = "the room's id"), ("message_id" = String, Path, description = "the message's id")), request_body = EditBody,
     responses(
         (status = 200, description = "the edited message", body = Message),
         InvalidRequest, Unauthorized, Forbidden, NotFound, TooLarge, Unprocessable, RateLimited, Unavailable
@@ -161,12 +141,8 @@ async fn edit(
     Path((id, message_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<EditBody>,
 ) -> ApiResult<Json<Message>> {
-    let room_id = RoomId::from(id);
-    validate::body(&body.body)?;
-    member_access(&state, &room_id, &auth.user_id).await?;
-    state.limits.send(&auth.user_id)?;
-    let command =
-        Command::Edit { room_id, message_id: message_id.into(), author_id: auth.user_id, body: body.body };
+    let who = Sender::User(&auth.user_id);
+    let command = admit_edit(&state, &who, RoomId::from(id), message_id.into(), body.body).await?;
     let (message, _) = message_of(submit_and_wait(&state, command).await?)?;
     Ok(Json(message))
 }
@@ -174,7 +150,7 @@ async fn edit(
 /// Deletes a message: its author, or the room's owner or an admin.
 #[utoipa::path(
     delete, path = "/rooms/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
-    params(MessagePath),
+    params(("id" = String, Path, description = "the room's id"), ("message_id" = String, Path, description = "the message's id")),
     responses((status = 204, description = "deleted"), Unauthorized, Forbidden, NotFound, Unavailable)
 )]
 async fn remove(
@@ -182,9 +158,8 @@ async fn remove(
     Auth(auth): Auth,
     Path((id, message_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let room_id = RoomId::from(id);
-    member_access(&state, &room_id, &auth.user_id).await?;
-    let command = Command::Delete { room_id, message_id: message_id.into(), actor_id: auth.user_id };
+    let who = Sender::User(&auth.user_id);
+    let command = admit_delete(&state, &who, RoomId::from(id), message_id.into()).await?;
     match submit_and_wait(&state, command).await? {
         Outcome::Failed(e) => Err(e.into()),
         _ => Ok(StatusCode::NO_CONTENT),
@@ -194,7 +169,7 @@ async fn remove(
 /// Moves the caller's read marker.
 #[utoipa::path(
     post, path = "/rooms/{id}/read", tag = "messages", security(("bearer" = [])),
-    params(RoomPath), request_body = ReadBody,
+    params(("id" = String, Path, description = "the room's id")), request_body = ReadBody,
     responses(
         (status = 204, description = "marked"),
         InvalidRequest, Unauthorized, Forbidden, NotFound, TooLarge, Unprocessable
@@ -225,7 +200,7 @@ struct SearchQuery {
 
 /// Full-text search over the caller's rooms (up to 50, newest first).
 #[utoipa::path(
-    get, path = "/search", tag = "messages", security(("bearer" = [])), params(SearchQuery),
+    get, path = "/search", tag = "messages", operation_id = "search_messages", security(("bearer" = [])), params(SearchQuery),
     responses(
         (status = 200, description = "matching messages", body = MessageList),
         InvalidRequest, Unauthorized, Forbidden, NotFound, Unprocessable

@@ -143,4 +143,32 @@ mod tests {
         assert_eq!(body["error"]["field"], "name");
         assert!(body["error"].get("reason").is_none());
     }
+
+    #[test]
+    fn every_operation_declares_each_path_parameter_exactly_once_and_has_an_id_of_its_own() {
+        let (_, api) = crate::api().split_for_parts();
+        let doc = serde_json::to_value(&api).expect("serialises");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in paths {
+            let placeholders: Vec<&str> =
+                path.split('{').skip(1).filter_map(|rest| rest.split('}').next()).collect();
+            for (method, operation) in item.as_object().expect("a path item") {
+                let id = operation["operationId"].as_str().unwrap_or_default().to_owned();
+                assert!(ids.insert(id.clone()), "{method} {path}: operationId {id:?} is taken");
+                let params = operation["parameters"].as_array().cloned().unwrap_or_default();
+                let mut seen = std::collections::BTreeSet::new();
+                for param in &params {
+                    let key = (
+                        param["name"].as_str().unwrap_or_default(),
+                        param["in"].as_str().unwrap_or_default(),
+                    );
+                    assert!(seen.insert(key), "{method} {path} lists {key:?} twice");
+                }
+                for name in &placeholders {
+                    assert!(seen.contains(&(*name, "path")), "{method} {path} does not declare {name}");
+                }
+            }
+        }
+    }
 }

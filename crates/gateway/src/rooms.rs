@@ -133,7 +133,7 @@ async fn directory(
 
 /// A room: any public one, or one the caller belongs to.
 #[utoipa::path(
-    get, path = "/rooms/{id}", tag = "rooms", security(("bearer" = [])), params(RoomPath),
+    get, path = "/rooms/{id}", tag = "rooms", security(("bearer" = [])), params(("id" = String, Path, description = "the room's id")),
     responses((status = 200, description = "the room", body = Room), Unauthorized, NotFound)
 )]
 async fn show(
@@ -144,18 +144,9 @@ async fn show(
     Ok(Json(visible(&state, &id.into(), &auth.user_id).await?.room))
 }
 
-/// The room of the path.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub(crate) struct RoomPath {
-    /// The room's id.
-    id: String,
-}
-
 /// Renames a room or changes its topic (owner or admin).
 #[utoipa::path(
-    patch, path = "/rooms/{id}", tag = "rooms", security(("bearer" = [])), params(RoomPath), request_body = UpdateBody,
+    patch, path = "/rooms/{id}", tag = "rooms", security(("bearer" = [])), params(("id" = String, Path, description = "the room's id")), request_body = UpdateBody,
     responses(
         (status = 200, description = "the room", body = Room),
         InvalidRequest, Unauthorized, Forbidden, NotFound, TooLarge, Unprocessable
@@ -186,7 +177,7 @@ async fn update(
 
 /// Joins a public room.
 #[utoipa::path(
-    post, path = "/rooms/{id}/join", tag = "rooms", security(("bearer" = [])), params(RoomPath),
+    post, path = "/rooms/{id}/join", tag = "rooms", security(("bearer" = [])), params(("id" = String, Path, description = "the room's id")),
     responses((status = 200, description = "the room", body = Room), Unauthorized, NotFound, Conflict)
 )]
 async fn join(
@@ -209,7 +200,7 @@ async fn join(
 
 /// Leaves a group room.
 #[utoipa::path(
-    post, path = "/rooms/{id}/leave", tag = "rooms", security(("bearer" = [])), params(RoomPath),
+    post, path = "/rooms/{id}/leave", tag = "rooms", security(("bearer" = [])), params(("id" = String, Path, description = "the room's id")),
     responses((status = 204, description = "left"), Unauthorized, Forbidden, NotFound)
 )]
 async fn leave(
@@ -230,7 +221,7 @@ async fn leave(
 
 /// A room's members with their roles.
 #[utoipa::path(
-    get, path = "/rooms/{id}/members", tag = "rooms", security(("bearer" = [])), params(RoomPath),
+    get, path = "/rooms/{id}/members", tag = "rooms", security(("bearer" = [])), params(("id" = String, Path, description = "the room's id")),
     responses((status = 200, description = "members", body = MemberList), Unauthorized, Forbidden, NotFound)
 )]
 async fn members(
@@ -245,7 +236,7 @@ async fn members(
 
 /// Adds a user to a room (to a private room: owner or admin only).
 #[utoipa::path(
-    post, path = "/rooms/{id}/members", tag = "rooms", security(("bearer" = [])), params(RoomPath),
+    post, path = "/rooms/{id}/members", tag = "rooms", security(("bearer" = [])), params(("id" = String, Path, description = "the room's id")),
     request_body = AddMemberBody,
     responses(
         (status = 201, description = "the new member", body = Member),

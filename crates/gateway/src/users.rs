@@ -166,7 +166,7 @@ struct UserList {
 
 /// Finds users by the start of their username (up to 20).
 #[utoipa::path(
-    get, path = "/users", tag = "users", security(("bearer" = [])), params(SearchQuery),
+    get, path = "/users", tag = "users", operation_id = "search_users", security(("bearer" = [])), params(SearchQuery),
     responses((status = 200, description = "matching users", body = UserList), InvalidRequest, Unauthorized, Unprocessable)
 )]
 async fn search(

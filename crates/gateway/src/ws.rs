@@ -3,6 +3,7 @@
 //! client frames, drains the connection's outbox to the socket in bursts (one flush per burst),
 //! and pings on the heartbeat.
 
+use crate::admission::{SendRequest, Sender, admit_send};
 use crate::error::ApiError;
 use crate::events;
 use crate::extract::bearer;
@@ -12,14 +13,13 @@ use crate::rooms::member_access;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use parlor_domain::model::PresenceStatus;
 use parlor_domain::ports::Page;
 use parlor_domain::protocol::{ClientFrame, ErrorEvent, ServerEvent};
-use parlor_domain::queue::Command;
 use parlor_domain::validate::{self, MAX_PAYLOAD_BYTES};
 use parlor_domain::{Error, MessageId, RoomId, Timestamp};
 use parlor_users::Authenticated;
@@ -109,7 +109,7 @@ fn close_message(code: u16) -> Message {
 }
 
 /// Sends an `error` frame and a close, giving up after a second.
-async fn refuse(socket: &mut WebSocket, e: &Error, code: u16) {
+async fn refuse<S: Socket>(socket: &mut S, e: &Error, code: u16) {
     let frame = to_frame(&ServerEvent::Error(ErrorEvent::from_error(e, None)));
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         socket.send(Message::Text(frame)).await?;
@@ -118,7 +118,19 @@ async fn refuse(socket: &mut WebSocket, e: &Error, code: u16) {
     .await;
 }
 
-async fn session(mut socket: WebSocket, state: AppState, header_token: Option<String>) {
+/// A WebSocket as the session uses it: axum's `WebSocket`, or in tests a pair of channels.
+pub(crate) trait Socket:
+    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+{
+}
+
+impl<T> Socket for T where
+    T: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+{
+}
+
+/// Serves one upgraded connection to its end: authentication, `ready`, the frames, the goodbye.
+pub(crate) async fn session<S: Socket>(mut socket: S, state: AppState, header_token: Option<String>) {
     // Transient steps are boxed: a connection's task keeps the size of its largest state for
     // its whole life, and an idle connection only needs the serving loop's.
     let auth = match Box::pin(authenticate(&state, header_token, &mut socket)).await {
@@ -162,10 +174,10 @@ async fn session(mut socket: WebSocket, state: AppState, header_token: Option<St
 }
 
 /// Authenticates by the header token, or else by an `auth` first frame within the time allowed.
-async fn authenticate(
+async fn authenticate<S: Socket>(
     state: &AppState,
     header_token: Option<String>,
-    socket: &mut WebSocket,
+    socket: &mut S,
 ) -> Result<Authenticated, Error> {
     if let Some(token) = header_token {
         return state.authenticator.authenticate(&token).await;
@@ -191,7 +203,7 @@ async fn authenticate(
 
 /// Sends `ready` with the user and their rooms, and announces the user online. False if the
 /// connection cannot go on.
-async fn greet(state: &AppState, conn: &Conn, auth: &Authenticated, socket: &mut WebSocket) -> bool {
+async fn greet<S: Socket>(state: &AppState, conn: &Conn, auth: &Authenticated, socket: &mut S) -> bool {
     let ready = async {
         let user = state
             .store
@@ -234,7 +246,7 @@ async fn greet(state: &AppState, conn: &Conn, auth: &Authenticated, socket: &mut
 /// queued frames in bursts with one flush per burst (also while a frame is being applied, so a
 /// reply waiting for room in the queue is never stuck), pings every heartbeat, and closes the
 /// connection after two heartbeats without a frame from the client.
-async fn serve(state: &AppState, conn: &Conn, socket: &mut WebSocket) {
+async fn serve<S: Socket>(state: &AppState, conn: &Conn, socket: &mut S) {
     let heartbeat = state.settings.heartbeat;
     let mut last_heard = Instant::now();
     let mut next_ping = last_heard + heartbeat;
@@ -320,7 +332,7 @@ async fn serve(state: &AppState, conn: &Conn, socket: &mut WebSocket) {
 
 /// Writes what was queued before the close (an `error` saying why, the last events before a
 /// shutdown; a slow consumer's backlog is what it is closed for), then the close frame.
-async fn say_goodbye(conn: &Conn, socket: &mut WebSocket) {
+async fn say_goodbye<S: Socket>(conn: &Conn, socket: &mut S) {
     let code = conn.close_code().unwrap_or(close::NORMAL);
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         if code != close::TRY_AGAIN_LATER {
@@ -342,7 +354,7 @@ async fn guarded<E>(conn: &Conn, write: impl Future<Output = Result<(), E>>) -> 
 }
 
 /// Writes up to a burst of queued frames and flushes once.
-async fn write_burst(socket: &mut WebSocket, conn: &Conn) -> Result<(), axum::Error> {
+async fn write_burst<S: Socket>(socket: &mut S, conn: &Conn) -> Result<(), axum::Error> {
     let mut fed = false;
     for _ in 0..BURST {
         match conn.outbox.pop() {
@@ -396,10 +408,7 @@ async fn handle(state: &AppState, conn: &Conn, text: &str) {
 
 /// Membership, from the hub's index when it knows, else from the store.
 async fn ensure_member(state: &AppState, conn: &Conn, room_id: &RoomId) -> Result<(), Error> {
-    if state.hub.in_room(conn, room_id) {
-        return Ok(());
-    }
-    member_access(state, room_id, &conn.user_id).await.map(|_| ())
+    Sender::Connection(conn).ensure_member(state, room_id).await
 }
 
 async fn send(
@@ -410,20 +419,8 @@ async fn send(
     nonce: String,
     reply_to: Option<MessageId>,
 ) -> Result<(), Error> {
-    validate::nonce(&nonce)?;
-    validate::body(&body)?;
-    if let Some(reply_to) = &reply_to {
-        validate::reply_to(reply_to.as_str())?;
-    }
-    ensure_member(state, conn, &room_id).await?;
-    state.limits.send(&conn.user_id)?;
-    let command = Command::Create {
-        room_id,
-        author_id: conn.user_id.clone(),
-        body,
-        nonce: Some(nonce.clone()),
-        reply_to,
-    };
+    let request = SendRequest { room_id, body, nonce: Some(nonce.clone()), reply_to };
+    let command = admit_send(state, &Sender::Connection(conn), request).await?;
     submit(state, command, Waiter::Ws { conn: conn.clone(), nonce }).await
 }
 

@@ -195,16 +195,7 @@ impl std::str::FromStr for Secret {
     }
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 10m, 30d)"))
-}
-
-fn positive(s: &str) -> Result<u32, String> {
-    match s.parse::<u32>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err("must be a whole number above 0".into()),
-    }
-}
+use parlor_gateway::state::parse::duration;
 
 /// Where the data lives.
 #[derive(Args, Debug, Clone)]
@@ -261,55 +252,15 @@ pub struct HttpArgs {
     /// a deployment must share it.
     #[arg(long, env = "PARLOR_JWT_SECRET")]
     pub jwt_secret: Option<Secret>,
-    /// Messages per second per user.
-    #[arg(long, env = "PARLOR_SEND_RATE", default_value = "10", value_parser = positive)]
-    pub send_rate: u32,
-    /// Burst of messages per user above the rate.
-    #[arg(long, env = "PARLOR_SEND_BURST", default_value = "30", value_parser = positive)]
-    pub send_burst: u32,
-    /// Register, login, refresh and recover calls per second per client address.
-    #[arg(long, env = "PARLOR_AUTH_RATE", default_value = "1", value_parser = positive)]
-    pub auth_rate: u32,
-    /// Burst of those calls per client address.
-    #[arg(long, env = "PARLOR_AUTH_BURST", default_value = "20", value_parser = positive)]
-    pub auth_burst: u32,
     /// Lifetime of an access token.
     #[arg(long, env = "PARLOR_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = duration)]
     pub access_token_ttl: Duration,
     /// Lifetime of a refresh token.
     #[arg(long, env = "PARLOR_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = duration)]
     pub refresh_token_ttl: Duration,
-    /// How often the server pings a WebSocket; a connection silent for twice this is closed.
-    #[arg(long, env = "PARLOR_HEARTBEAT", default_value = "30s", value_parser = duration)]
-    pub heartbeat: Duration,
-    /// How long a WebSocket may take to authenticate with its first frame.
-    #[arg(long, env = "PARLOR_WS_AUTH_TIMEOUT", default_value = "10s", value_parser = duration)]
-    pub ws_auth_timeout: Duration,
-    /// Frames queued for one WebSocket before it is closed as a slow consumer (code 1013).
-    #[arg(long, env = "PARLOR_WS_OUTBOUND_BUFFER", default_value = "4096")]
-    pub ws_outbound_buffer: usize,
-    /// Most WebSockets open at once.
-    #[arg(long, env = "PARLOR_MAX_CONNECTIONS", default_value = "50000")]
-    pub max_connections: usize,
-    /// Origins allowed by CORS and to open WebSockets, comma-separated (`https://app.example`);
-    /// `*` allows any. By default none: the server's own pages need no CORS.
-    #[arg(long, env = "PARLOR_CORS_ORIGINS", value_delimiter = ',')]
-    pub cors_origins: Vec<String>,
-    /// Failed logins (and, counted apart, recoveries) per username before further attempts for
-    /// it are refused with 429; they drain away over --auth-failure-window.
-    #[arg(long, env = "PARLOR_AUTH_FAILURES", default_value = "10", value_parser = positive)]
-    pub auth_failures: u32,
-    /// How long --auth-failures take to drain away (a locked account gets one more attempt every
-    /// window / failures).
-    #[arg(long, env = "PARLOR_AUTH_FAILURE_WINDOW", default_value = "15m", value_parser = duration)]
-    pub auth_failure_window: Duration,
-    /// Sends `Strict-Transport-Security: max-age=<this>` on every answer; set it only when the
-    /// server is reached over HTTPS (through a proxy that ends TLS). Off by default.
-    #[arg(long, env = "PARLOR_HSTS_MAX_AGE", value_parser = duration)]
-    pub hsts_max_age: Option<Duration>,
-    /// How long a REST send waits for its outcome before answering 503.
-    #[arg(long, env = "PARLOR_SEND_TIMEOUT", default_value = "10s", value_parser = duration)]
-    pub send_timeout: Duration,
+    /// The gateway's limits and timeouts: its flags are defined beside it, in the gateway crate.
+    #[command(flatten)]
+    pub gateway: parlor_gateway::GatewaySettings,
 }
 
 /// The worker and its review.
@@ -849,24 +800,4 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     let mut file = options.open(path)?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()
-}
-
-impl From<&HttpArgs> for parlor_gateway::GatewaySettings {
-    fn from(http: &HttpArgs) -> Self {
-        Self {
-            send_rate: http.send_rate,
-            send_burst: http.send_burst,
-            auth_rate: http.auth_rate,
-            auth_burst: http.auth_burst,
-            heartbeat: http.heartbeat,
-            ws_auth_timeout: http.ws_auth_timeout,
-            outbound_buffer: http.ws_outbound_buffer,
-            max_connections: http.max_connections,
-            send_timeout: http.send_timeout,
-            cors_origins: http.cors_origins.clone(),
-            auth_failures: http.auth_failures,
-            auth_failure_window: http.auth_failure_window,
-            hsts_max_age: http.hsts_max_age,
-        }
-    }
 }

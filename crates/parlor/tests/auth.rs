@@ -341,6 +341,55 @@ async fn registering_with_malformed_json_wrong_types_or_missing_fields_is_400_in
 }
 
 #[tokio::test]
+async fn a_body_that_is_empty_or_not_a_json_object_is_400_on_every_route_and_names_no_internal_type() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+    let room = app.room(&alice, "bodies", "public").await;
+    let routes = [
+        (Method::PATCH, "/api/v1/users/me".to_owned()),
+        (Method::POST, "/api/v1/users/me/password".to_owned()),
+        (Method::POST, "/api/v1/rooms".to_owned()),
+        (Method::PATCH, format!("/api/v1/rooms/{room}")),
+        (Method::POST, format!("/api/v1/rooms/{room}/messages")),
+        (Method::POST, "/api/v1/auth/login".to_owned()),
+    ];
+    let raw_bodies = ["", "  ", "[1, 2, 3]", "[\"a\", \"b\", \"c\"]", "null", "\"a string\"", "7"];
+
+    for (method, path) in &routes {
+        for raw in raw_bodies {
+            let what = format!("{method} {path} with {raw:?}");
+            let resp = app.raw(method.clone(), path, Some(&alice.token), raw).await;
+            let status = resp.status();
+            let body: Value = resp.json().await.expect("a JSON error body");
+
+            assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request", &what);
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(!message.contains("struct") && !message.contains("Body"), "{what}: {message}");
+            assert!(!message.contains("PatchMe"), "{what}: {message}");
+        }
+    }
+    let (status, me) = app.get("/api/v1/users/me", &alice.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["display_name"], "alice", "no empty PATCH changed the profile: {me}");
+}
+
+#[tokio::test]
+async fn a_nested_value_of_the_wrong_shape_is_400_and_names_no_internal_type() {
+    let app = TestApp::spawn().await;
+    let alice = app.register("alice").await;
+
+    let resp = app
+        .raw(Method::PATCH, "/api/v1/users/me", Some(&alice.token), r#"{"display_name": ["a", "b"]}"#)
+        .await;
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("a JSON error body");
+
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request", "a list for a name");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.contains("struct") && !message.contains("PatchMe"), "{message}");
+}
+
+#[tokio::test]
 async fn registering_with_a_body_over_64_kib_is_413_payload_too_large() {
     let app = TestApp::spawn().await;
     let body = json!({"username": "erin", "password": "12345678", "display_name": "x".repeat(70 * 1024)});

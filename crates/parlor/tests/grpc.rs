@@ -284,3 +284,59 @@ async fn chat_post_message_takes_the_send_path_for_integrations_with_the_service
     elsewhere.get_mut().room_id = "no-such-room".into();
     assert_eq!(client.post_message(elsewhere).await.expect_err("unknown room").code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn chat_post_message_holds_integrations_to_their_own_rate_limit_per_author() {
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let app = TestApp::spawn_with(&[
+        ("--grpc-listen", listen.as_str()),
+        ("--service-token", "integration-token"),
+        ("--service-send-rate", "1"),
+        ("--service-send-burst", "2"),
+    ])
+    .await;
+    let (alice, bob, room) = app.alice_and_bob_in("bridged").await;
+    let client = ChatClient::new(channel(&format!("http://{listen}")).await);
+    let post = |author: &str, i: usize| {
+        let mut request = tonic::Request::new(pb::PostMessageRequest {
+            room_id: room.clone(),
+            author_id: author.into(),
+            body: format!("relayed line number {i} of many"),
+            nonce: format!("{author}-{i}"),
+        });
+        request.metadata_mut().insert("authorization", "Bearer integration-token".parse().expect("header"));
+        request
+    };
+
+    // All at once: a bucket of 2 refilling at 1 a second admits 2, and one more per second the
+    // calls take to arrive.
+    let started = std::time::Instant::now();
+    let answers = futures_util::future::join_all((0..12).map(|i| {
+        let mut client = client.clone();
+        let request = post(&alice.id, i);
+        async move { client.post_message(request).await }
+    }))
+    .await;
+    let elapsed = started.elapsed().as_secs();
+    let admitted = answers.iter().filter(|a| a.is_ok()).count();
+    let limited: Vec<_> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    let mut client = client.clone();
+    let for_bob = client.post_message(post(&bob.id, 0)).await;
+    let (own_status, own) = app
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            &alice.token,
+            serde_json::json!({"body": "my own words"}),
+        )
+        .await;
+
+    assert!(admitted >= 2, "the burst is admitted: {answers:?}");
+    assert!(admitted as u64 <= 2 + elapsed + 1, "{admitted} admitted in {elapsed} s: {answers:?}");
+    assert!(
+        limited.iter().all(|s| s.code() == Code::ResourceExhausted && s.message().contains("retry in")),
+        "{limited:?}"
+    );
+    assert!(for_bob.is_ok(), "another author has a bucket of their own: {for_bob:?}");
+    assert_eq!(own_status, reqwest::StatusCode::CREATED, "alice's own sends are not the bridge's: {own}");
+}

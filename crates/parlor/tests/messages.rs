@@ -792,3 +792,36 @@ async fn search_answers_at_most_50_messages() {
     assert_eq!(found[0]["body"], "papaya number 55", "newest first");
     assert_eq!(seqs(&found), (6..=55).rev().collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn editing_a_message_that_is_not_there_stays_404_however_often_and_feeds_no_flood_rule() {
+    let app = TestApp::spawn().await;
+    let (alice, bob, room) = app.alice_and_bob_in("edits").await;
+    let nothing = json!({"id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"});
+    let bobs = app.say(&bob, &room, "bob's own words").await;
+    let gone = app.say(&alice, &room, "soon gone").await;
+    let (status, _) = remove(&app, &alice, &room, &gone).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Well past the flood rule's five repeats of one body.
+    for _ in 0..8 {
+        assert_error(
+            edit(&app, &alice, &room, &nothing, "the same words").await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+        assert_error(
+            edit(&app, &alice, &room, &gone, "the same words").await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+        assert_error(
+            edit(&app, &alice, &room, &bobs, "the same words").await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+    }
+    let (status, sent) = send(&app, &alice, &room, json!({"body": "the same words"})).await;
+
+    assert_eq!(status, StatusCode::CREATED, "no refused edit counted as a repeat: {sent}");
+}

@@ -322,3 +322,53 @@ async fn the_docs_page_is_served_with_every_asset_from_this_server() {
         .expect("answers");
     assert!(redirect.status().is_redirection());
 }
+
+/// Runs a standard validator (the Python `openapi-spec-validator`, which client generators'
+/// checks agree with) over a document; `Err` with its report if it finds the document invalid.
+fn validate_with_openapi_spec_validator(doc: &Value) -> Result<(), String> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).expect("the document is written");
+    let script = "import json, sys\n\
+                  from openapi_spec_validator import validate\n\
+                  validate(json.load(open(sys.argv[1])))\n";
+    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&file).output();
+    let install =
+        "install it with `python3 -m pip install \"openapi-spec-validator>=0.7,<1\"` (.ci/run does)";
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => panic!("python3 is needed to validate the OpenAPI document ({e}); {install}"),
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'openapi_spec_validator'"),
+        "the OpenAPI validator is missing: {install}"
+    );
+    if out.status.success() { Ok(()) } else { Err(stderr.into_owned()) }
+}
+
+#[tokio::test]
+async fn the_served_document_is_valid_openapi_by_a_standard_validator() {
+    let app = TestApp::spawn().await;
+
+    let doc = document(&app).await;
+
+    if let Err(report) = validate_with_openapi_spec_validator(&doc) {
+        panic!("openapi-spec-validator rejects /api/v1/openapi.json:\n{report}");
+    }
+}
+
+#[test]
+fn the_validator_rejects_a_path_parameter_listed_twice() {
+    let param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
+    let doc = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {"/rooms/{id}": {"get": {
+            "parameters": [param, param],
+            "responses": {"200": {"description": "ok"}}
+        }}}
+    });
+
+    assert!(validate_with_openapi_spec_validator(&doc).is_err(), "a duplicate parameter is caught");
+}

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// The `Moderation` service.
 pub struct ModerationService {
@@ -55,38 +56,43 @@ impl Moderation for ModerationService {
         let r = request.into_inner();
         let span =
             tracing::info_span!("review", trace_id = %trace, author_id = %r.author_id, room_id = %r.room_id);
-        let _entered = span.enter();
-        if r.author_id.is_empty() || r.room_id.is_empty() {
-            return Err(Status::invalid_argument("author_id and room_id are required"));
+        // Instrumented, not entered: a guard held across the await would put the lines of
+        // whatever else this thread polls meanwhile under this review.
+        async move {
+            if r.author_id.is_empty() || r.room_id.is_empty() {
+                return Err(Status::invalid_argument("author_id and room_id are required"));
+            }
+            validate::body(&r.body).map_err(|e| to_status(&e))?;
+            let verdict = self
+                .reviewer
+                .review(ReviewRequest {
+                    author_id: r.author_id.into(),
+                    room_id: r.room_id.into(),
+                    body: r.body,
+                    trace_id: trace.clone(),
+                })
+                .await
+                .map_err(|e| to_status(&e))?;
+            let response = match verdict {
+                Verdict::Allow { html, mentions } => pb::ReviewResponse {
+                    verdict: PbVerdict::Allow as i32,
+                    reason: Reason::Unspecified as i32,
+                    message: String::new(),
+                    html,
+                    mentions: mentions.into_iter().map(|m| m.to_string()).collect(),
+                },
+                Verdict::Reject { reason, message } => pb::ReviewResponse {
+                    verdict: PbVerdict::Reject as i32,
+                    reason: reason_to_pb(reason) as i32,
+                    message,
+                    html: String::new(),
+                    mentions: Vec::new(),
+                },
+            };
+            Ok(Response::new(response))
         }
-        validate::body(&r.body).map_err(|e| to_status(&e))?;
-        let verdict = self
-            .reviewer
-            .review(ReviewRequest {
-                author_id: r.author_id.into(),
-                room_id: r.room_id.into(),
-                body: r.body,
-                trace_id: trace.clone(),
-            })
-            .await
-            .map_err(|e| to_status(&e))?;
-        let response = match verdict {
-            Verdict::Allow { html, mentions } => pb::ReviewResponse {
-                verdict: PbVerdict::Allow as i32,
-                reason: Reason::Unspecified as i32,
-                message: String::new(),
-                html,
-                mentions: mentions.into_iter().map(|m| m.to_string()).collect(),
-            },
-            Verdict::Reject { reason, message } => pb::ReviewResponse {
-                verdict: PbVerdict::Reject as i32,
-                reason: reason_to_pb(reason) as i32,
-                message,
-                html: String::new(),
-                mentions: Vec::new(),
-            },
-        };
-        Ok(Response::new(response))
+        .instrument(span)
+        .await
     }
 }
 

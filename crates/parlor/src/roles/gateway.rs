@@ -6,8 +6,8 @@ use crate::settings::HttpArgs;
 use crate::wiring::Services;
 use anyhow::Context;
 use async_trait::async_trait;
+use parlor_gateway::GatewayDeps;
 use parlor_gateway::state::AppState;
-use parlor_gateway::{GatewayDeps, GatewaySettings};
 use parlor_lifecycle::Supervisor;
 use parlor_proto::v1::chat_server::ChatServer;
 use parlor_users::{Accounts, Authenticator};
@@ -45,7 +45,7 @@ impl Gateway {
                 authenticator,
                 metrics: services.metrics.clone(),
             },
-            GatewaySettings::from(http),
+            http.gateway.clone(),
             services.instance_id.clone(),
             &tasks,
         )
