@@ -326,7 +326,8 @@ fn start_worker(
     RunningWorker { task, stop }
 }
 
-/// Starts the notifier role: e-mails over SMTP, or to the log without `--smtp-url`.
+/// Starts the notifier role: a job runner with the unread-message e-mail job, mailing over
+/// SMTP, or to the log without `--smtp-url`.
 fn start_notifier(
     args: &NotifyArgs,
     store: &StoreHandle,
@@ -337,7 +338,7 @@ fn start_notifier(
         Some(url) => Arc::new(parlor_notifier::SmtpMailer::new(&url.0, &args.mail_from)?),
         None => Arc::new(parlor_notifier::LogMailer),
     };
-    let ctx = parlor_notifier::NotifierContext {
+    let email = parlor_notifier::UnreadEmail {
         store: store.port(),
         presence,
         mailer,
@@ -349,8 +350,10 @@ fn start_notifier(
             ..parlor_notifier::NotifierSettings::default()
         },
     };
+    let runner = parlor_jobs::Runner::new(store.port(), parlor_jobs::RunnerSettings::default()).register(email);
     let stop = CancellationToken::new();
-    Ok((tokio::spawn(parlor_notifier::run(ctx, stop.clone())), stop))
+    tracing::info!("notifier started");
+    Ok((tokio::spawn(runner.run(stop.clone())), stop))
 }
 
 /// Stops a gateway: no new connections, WebSockets closed with 1001, requests in flight finished.
