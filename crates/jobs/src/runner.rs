@@ -97,7 +97,8 @@ impl Runner {
                         for group in groups {
                             let (store, job, slots, abort) =
                                 (self.store.clone(), job.clone(), self.slots.clone(), abort.clone());
-                            running.spawn(async move { execute(&*store, &*job, group, &slots, &abort).await });
+                            running
+                                .spawn(async move { execute(&*store, &*job, group, &slots, &abort).await });
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, job = job.name(), "claiming jobs failed"),
@@ -225,7 +226,9 @@ async fn execute(
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let work = async {
             // The lease is renewed while the group waits for a slot too.
-            let Ok(_slot) = slots.acquire().await else { return Err(Failure::Job(anyhow::anyhow!("runner closed"))) };
+            let Ok(_slot) = slots.acquire().await else {
+                return Err(Failure::Job(anyhow::anyhow!("runner closed")));
+            };
             job.run(&group.jobs).await
         };
         tokio::pin!(work);
@@ -281,13 +284,15 @@ async fn settle(
             let most = group.jobs.iter().map(|j| j.max_attempts).min().unwrap_or(1);
             let error = format!("{e:#}");
             if tried >= most {
-                metrics::counter!("parlor_jobs_failed_total", "job" => name).increment(group.jobs.len() as u64);
+                metrics::counter!("parlor_jobs_failed_total", "job" => name)
+                    .increment(group.jobs.len() as u64);
                 tracing::error!(error = %error, tries = tried, "job given up");
                 store.fail_jobs(lease, &error).await
             } else {
                 let exponent = u32::try_from(tried - 1).unwrap_or(0).min(16);
                 let wait = policy.backoff.saturating_mul(1 << exponent);
-                metrics::counter!("parlor_jobs_retried_total", "job" => name).increment(group.jobs.len() as u64);
+                metrics::counter!("parlor_jobs_retried_total", "job" => name)
+                    .increment(group.jobs.len() as u64);
                 tracing::warn!(error = %error, tries = tried, retry_in_ms = wait.as_millis() as u64, "job failed; will retry");
                 store.retry_jobs(lease, Timestamp::now().plus_millis(millis(wait)), &error).await
             }

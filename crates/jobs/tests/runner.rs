@@ -4,9 +4,9 @@
 //! record what they ran; each test waits for what it expects with a timeout.
 
 use async_trait::async_trait;
+use parlor_domain::Timestamp;
 use parlor_domain::UserId;
 use parlor_domain::ports::{Claim, JobStore, Store};
-use parlor_domain::Timestamp;
 use parlor_jobs::{Job, Policy, Runner, RunnerSettings, enqueue};
 use parlor_store::{PostgresOptions, PostgresStore, SqliteStore};
 use sqlx::Connection;
@@ -84,11 +84,14 @@ fn with_database(url: &str, db: &str) -> String {
     }
 }
 
+/// When a group ran, and its payloads.
+type Run = (Instant, Vec<u32>);
+
 /// What a test job saw: the groups it ran (payloads in order), when, and whether two runs of one
 /// payload ever overlapped.
 #[derive(Clone, Default)]
 struct Log {
-    runs: Arc<Mutex<Vec<(Instant, Vec<u32>)>>>,
+    runs: Arc<Mutex<Vec<Run>>>,
     running: Arc<Mutex<HashSet<u32>>>,
     overlapped: Arc<AtomicBool>,
 }
@@ -248,7 +251,10 @@ async fn a_dedupe_key_enqueues_a_pending_job_once(f: Fixture) {
     let mut ran: Vec<u32> = probe.log.counts().into_keys().collect();
     ran.sort_unstable();
     assert_eq!(ran, vec![1, 3]);
-    assert!(enqueue::<Probe>(&*jobs, &5, Some("k"), now).await.expect("after the first ran"), "done frees the key");
+    assert!(
+        enqueue::<Probe>(&*jobs, &5, Some("k"), now).await.expect("after the first ran"),
+        "done frees the key"
+    );
     runner.run_pending().await.expect("run");
     assert_eq!(f.store.pending_jobs().await.expect("pending"), 0);
 }
@@ -256,8 +262,11 @@ async fn a_dedupe_key_enqueues_a_pending_job_once(f: Fixture) {
 async fn grouped_jobs_due_within_the_window_run_together(f: Fixture) {
     let jobs = f.jobs();
     let now = Timestamp::now();
-    for (group, n, due_in) in [("x", 1, 0), ("y", 2, 0), ("x", 3, 1_000), ("x", 4, 30_000), ("x", 5, 120_000)] {
-        enqueue::<Grouped>(&*jobs, &(group.to_owned(), n), None, now.plus_millis(due_in)).await.expect("enqueue");
+    for (group, n, due_in) in [("x", 1, 0), ("y", 2, 0), ("x", 3, 1_000), ("x", 4, 30_000), ("x", 5, 120_000)]
+    {
+        enqueue::<Grouped>(&*jobs, &(group.to_owned(), n), None, now.plus_millis(due_in))
+            .await
+            .expect("enqueue");
     }
     let grouped = Grouped::default();
     let runner = Runner::new(jobs, settings()).register(grouped.clone());
@@ -350,7 +359,9 @@ async fn two_runners_run_each_of_a_hundred_jobs_exactly_once_and_never_two_at_a_
     let probe = Probe { work: Duration::from_millis(5), ..Probe::default() };
     let stop = CancellationToken::new();
     let runners: Vec<_> = (0..2)
-        .map(|_| tokio::spawn(Runner::new(jobs.clone(), settings()).register(probe.clone()).run(stop.clone())))
+        .map(|_| {
+            tokio::spawn(Runner::new(jobs.clone(), settings()).register(probe.clone()).run(stop.clone()))
+        })
         .collect();
 
     until(Duration::from_secs(60), "every job to run", async || {
@@ -402,6 +413,7 @@ suite!(
 /// Two runners over one PostgreSQL store (SQLite is one process's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_runners_over_one_postgresql_store_run_each_of_a_hundred_jobs_exactly_once_and_never_two_at_a_time()
-{
-    two_runners_run_each_of_a_hundred_jobs_exactly_once_and_never_two_at_a_time(Fixture::postgres().await).await;
+ {
+    two_runners_run_each_of_a_hundred_jobs_exactly_once_and_never_two_at_a_time(Fixture::postgres().await)
+        .await;
 }

@@ -350,7 +350,8 @@ fn start_notifier(
             ..parlor_notifier::NotifierSettings::default()
         },
     };
-    let runner = parlor_jobs::Runner::new(store.port(), parlor_jobs::RunnerSettings::default()).register(email);
+    let runner =
+        parlor_jobs::Runner::new(store.port(), parlor_jobs::RunnerSettings::default()).register(email);
     let stop = CancellationToken::new();
     tracing::info!("notifier started");
     Ok((tokio::spawn(runner.run(stop.clone())), stop))

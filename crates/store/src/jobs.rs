@@ -82,7 +82,9 @@ pub(crate) fn groups(rows: &[impl Get]) -> Result<Vec<ClaimedGroup>> {
         };
         match groups.iter_mut().find(|g| g.lease == lease) {
             Some(group) => group.jobs.push(job),
-            None => groups.push(ClaimedGroup { lease, group_key: row.opt_text("group_key")?, jobs: vec![job] }),
+            None => {
+                groups.push(ClaimedGroup { lease, group_key: row.opt_text("group_key")?, jobs: vec![job] })
+            }
         }
     }
     // Within a group, in the order they were enqueued (RETURNING promises no order).

@@ -188,7 +188,9 @@ impl BatchDb for SqliteConnection {
                     .bind(job.message.author.id.as_str())
                     .bind(mentions);
             }
-            query = query.bind(parlor_domain::ports::unread_email::NAME).bind(parlor_domain::ports::unread_email::MAX_ATTEMPTS);
+            query = query
+                .bind(parlor_domain::ports::unread_email::NAME)
+                .bind(parlor_domain::ports::unread_email::MAX_ATTEMPTS);
             query.execute(&mut *self).await.map_err(db_err)?;
         }
         Ok(())
