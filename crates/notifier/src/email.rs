@@ -82,6 +82,8 @@ impl Job for UnreadEmail {
     /// still unread.
     async fn run_group(&self, payloads: Vec<UnreadEmailPayload>) -> anyhow::Result<()> {
         let mut recipients: Vec<UserId> = payloads.iter().map(|p| p.recipient.clone()).collect();
+        // A group is one recipient's; were it not, each recipient still gets one digest.
+        recipients.sort_unstable();
         recipients.dedup();
         for recipient in recipients {
             let mine = payloads.iter().filter(|p| p.recipient == recipient);
