@@ -215,39 +215,6 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Vec<Message>>;
 }
 
-/// One message of an e-mail digest.
-#[derive(Clone, Debug)]
-pub struct DigestItem {
-    pub job_id: i64,
-    /// Tries already made to mail this job.
-    pub attempts: i64,
-    pub room_id: RoomId,
-    /// The room's name (`None` for a direct room).
-    pub room_name: Option<String>,
-    /// The message as it is now (`deleted` if it was).
-    pub message: Message,
-    /// The recipient's read marker in the room now.
-    pub last_read_seq: i64,
-}
-
-/// The due notifications of one recipient, claimed by one notifier until `locked_until`.
-#[derive(Clone, Debug)]
-pub struct Digest {
-    pub recipient: UserRecord,
-    pub items: Vec<DigestItem>,
-}
-
-/// What became of claimed jobs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobEnd {
-    /// Mailed.
-    Sent,
-    /// Not needed any more (read, deleted, recipient online or unsubscribed).
-    Dropped,
-    /// Given up after the last retry.
-    Failed,
-}
-
 /// An e-mail to send.
 #[derive(Clone, Debug)]
 pub struct Mail {
@@ -268,24 +235,94 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, mail: &Mail) -> Result<()>;
 }
 
-/// The outbox of unread-message e-mails (jobs are written by `MessageStore::apply`).
+/// The unread-message e-mail job as the worker's group commit writes it into the jobs table (the
+/// outbox): the notifier's `UnreadEmail` job runs it under this name. Its payload is
+/// `{"recipient", "room", "message"}`, its group the recipient, its dedupe key
+/// `recipient:message`.
+pub mod unread_email {
+    /// The job's name in the jobs table.
+    pub const NAME: &str = "unread_email";
+    /// Tries before a digest is given up.
+    pub const MAX_ATTEMPTS: i64 = 8;
+}
+
+/// A job to enqueue. The typed way in is `parlor_jobs::enqueue`, which fills this from a `Job`.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    /// Which job runs it (`Job::NAME`).
+    pub name: String,
+    /// Its payload, JSON text.
+    pub payload: String,
+    /// A pending job of the same name and dedupe key makes this one a no-op.
+    pub dedupe_key: Option<String>,
+    /// Jobs of one group falling due within the job's window are claimed and run together.
+    pub group_key: Option<String>,
+    /// When it may run first.
+    pub due: Timestamp,
+    /// Tries before it is given up (the job keeps the limit it was enqueued with).
+    pub max_attempts: i64,
+    /// When it is enqueued.
+    pub now: Timestamp,
+}
+
+/// What to claim: due jobs of one name, leased to one holder.
+#[derive(Clone, Copy, Debug)]
+pub struct Claim<'a> {
+    pub name: &'a str,
+    pub now: Timestamp,
+    /// Jobs with a group key come by group: a group with a job due at `now`, none of it held,
+    /// comes with all its jobs due by `horizon`. Jobs without one come one by one.
+    pub horizon: Timestamp,
+    /// Most groups (and most single jobs) to claim.
+    pub limit: i64,
+    /// The claim's own name; each claimed group's lease token starts with it.
+    pub holder: &'a str,
+    /// When the lease runs out unless renewed.
+    pub lease_until: Timestamp,
+}
+
+/// A claimed job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub id: i64,
+    /// JSON text, as enqueued.
+    pub payload: String,
+    /// Tries already made.
+    pub attempts: i64,
+    pub max_attempts: i64,
+}
+
+/// Jobs claimed together under one lease: a group, or a single job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedGroup {
+    /// The lease's token: every later call about these jobs presents it, and is refused (does
+    /// nothing, answers 0) once another claim has taken them.
+    pub lease: String,
+    pub group_key: Option<String>,
+    pub jobs: Vec<ClaimedJob>,
+}
+
+/// The durable job queue (`parlor-jobs` runs it). A job is pending until it is finished (then
+/// deleted) or given up (kept as `failed`); a pending job is held while its lease runs. Every
+/// call after the claim is guarded by the lease token and answers how many jobs it changed, so
+/// a holder whose lease ran out and was taken over changes nothing.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Claims, until `lease_until`, the jobs of up to `limit` recipients who have a job due at
-    /// `now` and none held by another notifier: each recipient's jobs due by `horizon` come
-    /// together, as one digest.
-    async fn claim_due(
-        &self,
-        now: Timestamp,
-        horizon: Timestamp,
-        lease_until: Timestamp,
-        limit: i64,
-    ) -> Result<Vec<Digest>>;
-    /// Ends jobs.
-    async fn finish_jobs(&self, job_ids: &[i64], end: JobEnd) -> Result<()>;
-    /// Releases jobs for another try at `next_attempt_at`, counting the attempt.
-    async fn retry_jobs(&self, job_ids: &[i64], next_attempt_at: Timestamp) -> Result<i64>;
-    /// How many jobs are still pending (for tests and metrics).
+    /// Enqueues a job; `false` when a pending job of the same name and dedupe key made it a no-op.
+    async fn enqueue(&self, job: NewJob) -> Result<bool>;
+    /// Claims due jobs (see `Claim`), oldest first.
+    async fn claim_jobs(&self, claim: Claim<'_>) -> Result<Vec<ClaimedGroup>>;
+    /// Extends a lease to `until`.
+    async fn renew_lease(&self, lease: &str, until: Timestamp) -> Result<u64>;
+    /// Ends the jobs of a lease as done (they are deleted).
+    async fn finish_jobs(&self, lease: &str) -> Result<u64>;
+    /// Counts a failed try and makes the jobs due again at `due`, lease released.
+    async fn retry_jobs(&self, lease: &str, due: Timestamp, error: &str) -> Result<u64>;
+    /// Counts a failed try and gives the jobs up (state `failed`, kept with the error).
+    async fn fail_jobs(&self, lease: &str, error: &str) -> Result<u64>;
+    /// Releases a lease without counting a try (a runner stopping mid-job).
+    async fn release_jobs(&self, lease: &str) -> Result<u64>;
+    /// How many jobs are pending, held or not (for tests and metrics).
     async fn pending_jobs(&self) -> Result<i64>;
 }
 

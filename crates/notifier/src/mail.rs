@@ -1,9 +1,19 @@
 //! The digest e-mail: who wrote, where, what (quoted), and links to the rooms and to unsubscribe;
 //! plain text and HTML.
 
-use parlor_domain::model::UserRecord;
-use parlor_domain::ports::{DigestItem, Mail};
+use parlor_domain::RoomId;
+use parlor_domain::model::{Message, UserRecord};
+use parlor_domain::ports::Mail;
 use sha2::{Digest as _, Sha256};
+
+/// One still-unread message of a digest.
+pub struct Item {
+    pub room_id: RoomId,
+    /// The room's name (`None` for a direct room).
+    pub room_name: Option<String>,
+    /// The message as it is now.
+    pub message: Message,
+}
 
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -11,7 +21,7 @@ fn escape(s: &str) -> String {
     out
 }
 
-fn place(item: &DigestItem) -> String {
+fn place(item: &Item) -> String {
     match &item.room_name {
         Some(name) => format!("#{name}"),
         None => "a direct message".into(),
@@ -19,7 +29,7 @@ fn place(item: &DigestItem) -> String {
 }
 
 /// The e-mail for a recipient's due items.
-pub fn compose(recipient: &UserRecord, items: &[&DigestItem], public_url: &str, token: &str) -> Mail {
+pub fn compose(recipient: &UserRecord, items: &[Item], public_url: &str, token: &str) -> Mail {
     let base = public_url.trim_end_matches('/');
     let mut senders: Vec<&str> = items.iter().map(|i| i.message.author.display_name.as_str()).collect();
     senders.dedup();
@@ -54,8 +64,9 @@ pub fn compose(recipient: &UserRecord, items: &[&DigestItem], public_url: &str, 
     }
     text.push_str(&format!("To stop these e-mails: {unsubscribe_url}\n"));
     html.push_str(&format!("<p><a href=\"{}\">Stop these e-mails</a></p>", escape(&unsubscribe_url)));
-    // The same jobs always give the same id, so a retried digest can be recognised downstream.
-    let mut ids: Vec<i64> = items.iter().map(|i| i.job_id).collect();
+    // The same messages always give the same id, so a retried digest can be recognised
+    // downstream.
+    let mut ids: Vec<&str> = items.iter().map(|i| i.message.id.as_str()).collect();
     ids.sort_unstable();
     let key = Sha256::digest(format!("{}:{ids:?}", recipient.user.id).as_bytes());
     let key: String = key.iter().take(16).map(|b| format!("{b:02x}")).collect();

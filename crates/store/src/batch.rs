@@ -36,7 +36,6 @@ pub(crate) type AccessCache = HashMap<(RoomId, UserId), Access>;
 /// A (room, author, nonce) key.
 pub(crate) type NonceKey = (RoomId, UserId, String);
 
-/// The statements a driver runs inside a batch's transaction.
 /// A new message that may owe e-mail: one in a direct room or with mentions.
 pub(crate) struct OutboxJob<'a> {
     pub message: &'a Message,
@@ -44,6 +43,7 @@ pub(crate) struct OutboxJob<'a> {
     pub now: Timestamp,
 }
 
+/// The statements a driver runs inside a batch's transaction.
 #[async_trait]
 pub(crate) trait BatchDb: Send {
     /// The access of each pair whose room exists.
@@ -56,8 +56,9 @@ pub(crate) trait BatchDb: Send {
     async fn allocate_seqs(&mut self, counts: &[(RoomId, i64)]) -> Result<Vec<(RoomId, i64)>>;
     /// Inserts new messages.
     async fn insert_messages(&mut self, messages: &[Message]) -> Result<()>;
-    /// The outbox: for each job, e-mail jobs for the other member of a direct room and for
-    /// mentioned members who have an address and want e-mail, due at `due`.
+    /// The outbox: for each new message, an `unread_email` job in the jobs table for the other
+    /// member of a direct room and for each mentioned member who has an address and wants
+    /// e-mail, due at `due` (grouped by recipient, deduplicated by recipient and message).
     async fn outbox(&mut self, jobs: &[OutboxJob<'_>]) -> Result<()>;
     /// A message of a room, deleted or not.
     async fn load_message(&mut self, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>>;

@@ -413,10 +413,10 @@ async fn concurrent_batches_on_one_room_stay_gapless(store: Arc<dyn Store>) {
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=200).collect::<Vec<i64>>());
 }
 
-async fn notification_jobs_are_written_with_the_message_and_claimed_once_per_recipient(
+async fn unread_email_jobs_are_written_with_the_message_and_claimed_by_recipient_under_a_lease(
     store: Arc<dyn Store>,
 ) {
-    use parlor_domain::ports::JobEnd;
+    use parlor_domain::ports::{Claim, unread_email};
     let alice = user(&store, "alice").await;
     let bob = user(&store, "bob").await;
     let carol = user(&store, "carol").await;
@@ -440,23 +440,38 @@ async fn notification_jobs_are_written_with_the_message_and_claimed_once_per_rec
     mention.mentions = vec![carol.clone()];
     let mut plain = create(&group, &alice, "nobody mentioned", None);
     plain.notify_at = Some(now);
-    store.apply(&[to_bob, mention, plain]).await.expect("apply");
+    let outcomes = store.apply(&[to_bob, mention, plain]).await.expect("apply");
     assert_eq!(store.pending_jobs().await.expect("count"), 2, "one for bob's DM, one for carol's mention");
 
     let later = now.plus_millis(1000);
-    let claimed = store.claim_due(later, later, later.plus_millis(60_000), 10).await.expect("claim");
-    assert_eq!(claimed.len(), 2);
-    let again = store.claim_due(later, later, later.plus_millis(60_000), 10).await.expect("claim again");
-    assert!(again.is_empty(), "claimed jobs are held");
-    let bobs = claimed.iter().find(|d| d.recipient.user.id == bob).expect("bob's digest");
-    assert_eq!(bobs.items[0].message.body, "hi bob");
-    assert_eq!(bobs.items[0].last_read_seq, 0);
-    let ids: Vec<i64> = claimed.iter().flat_map(|d| d.items.iter().map(|i| i.job_id)).collect();
-    assert_eq!(store.retry_jobs(&ids, later).await.expect("retry"), 1);
-    let retried =
-        store.claim_due(later, later, later.plus_millis(60_000), 10).await.expect("claim after retry");
-    assert_eq!(retried.len(), 2);
-    store.finish_jobs(&ids, JobEnd::Sent).await.expect("finish");
+    let claim = |holder: &'static str| Claim {
+        name: unread_email::NAME,
+        now: later,
+        horizon: later,
+        limit: 10,
+        holder,
+        lease_until: later.plus_millis(60_000),
+    };
+    let claimed = store.claim_jobs(claim("a")).await.expect("claim");
+    assert_eq!(claimed.len(), 2, "one group per recipient: {claimed:?}");
+    assert!(store.claim_jobs(claim("b")).await.expect("claim again").is_empty(), "claimed jobs are held");
+    let bobs = claimed.iter().find(|g| g.group_key.as_deref() == Some(bob.as_str())).expect("bob's group");
+    let payload: serde_json::Value = serde_json::from_str(&bobs.jobs[0].payload).expect("JSON payload");
+    assert_eq!(payload["recipient"], bob.as_str());
+    assert_eq!(payload["room"], dm.id.as_str());
+    assert_eq!(payload["message"], created(&outcomes[0]).2.as_str());
+    assert_eq!((bobs.jobs[0].attempts, bobs.jobs[0].max_attempts), (0, unread_email::MAX_ATTEMPTS));
+
+    // A retry releases the lease and counts the try; the old token then ends nothing.
+    assert_eq!(store.retry_jobs(&bobs.lease, later, "SMTP down").await.expect("retry"), 1);
+    assert_eq!(store.finish_jobs(&bobs.lease).await.expect("finish with a spent lease"), 0);
+    let retried = store.claim_jobs(claim("b")).await.expect("claim after retry");
+    assert_eq!(retried.len(), 1, "bob's again; carol's is still held");
+    assert_eq!(retried[0].jobs[0].attempts, 1);
+    let carols = claimed.iter().find(|g| g.group_key.as_deref() == Some(carol.as_str())).expect("carol's");
+    assert_eq!(store.renew_lease(&carols.lease, later.plus_millis(90_000)).await.expect("renew"), 1);
+    assert_eq!(store.finish_jobs(&carols.lease).await.expect("finish carol's"), 1);
+    assert_eq!(store.finish_jobs(&retried[0].lease).await.expect("finish bob's"), 1);
     assert_eq!(store.pending_jobs().await.expect("count"), 0);
 }
 
@@ -561,7 +576,7 @@ suite!(
     edits_and_deletes_keep_their_rules,
     history_pages_both_ways_and_search_stays_in_the_users_rooms,
     concurrent_batches_on_one_room_stay_gapless,
-    notification_jobs_are_written_with_the_message_and_claimed_once_per_recipient,
+    unread_email_jobs_are_written_with_the_message_and_claimed_by_recipient_under_a_lease,
     accounts_are_disabled_and_enabled_and_ended_sessions_are_found_by_time,
     keys_and_queries_holding_nul_name_nothing,
 );

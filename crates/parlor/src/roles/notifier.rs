@@ -1,18 +1,20 @@
-//! The notifier role: the background jobs, today the unread-message e-mails (`parlor serve`,
-//! `parlor notifier`).
+//! The notifier role: the durable job runner (`parlor serve`, `parlor notifier`), with every job
+//! this build knows registered: today the unread-message e-mails. Any number of notifiers run
+//! side by side; the jobs table's leases give each job to one at a time.
 
 use super::{Role, grace, within_grace};
 use crate::settings::NotifyArgs;
 use crate::wiring::Services;
 use async_trait::async_trait;
 use parlor_domain::ports::Mailer;
+use parlor_jobs::{Runner, RunnerSettings};
 use parlor_users::Accounts;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// The notifier, ready to run.
+/// The job runner, ready to run.
 pub struct Notifier {
-    ctx: parlor_notifier::NotifierContext,
+    runner: Runner,
 }
 
 impl Notifier {
@@ -23,7 +25,7 @@ impl Notifier {
             Some(url) => Arc::new(parlor_notifier::SmtpMailer::new(&url.0, &args.mail_from)?),
             None => Arc::new(parlor_notifier::LogMailer),
         };
-        let ctx = parlor_notifier::NotifierContext {
+        let email = parlor_notifier::UnreadEmail {
             store: services.store.port(),
             presence: services.presence.clone(),
             mailer,
@@ -35,7 +37,13 @@ impl Notifier {
                 ..parlor_notifier::NotifierSettings::default()
             },
         };
-        Ok(Self { ctx })
+        let settings = RunnerSettings {
+            holder: format!("notifier-{}", services.instance_id),
+            // What a stopping runner gives its jobs, inside the role's own budget.
+            grace: grace::JOBS / 2,
+            ..RunnerSettings::default()
+        };
+        Ok(Self { runner: Runner::new(services.store.port(), settings).register(email) })
     }
 }
 
@@ -46,7 +54,8 @@ impl Role for Notifier {
     }
 
     async fn run(self: Box<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let work = parlor_notifier::run(self.ctx, shutdown.clone());
+        tracing::info!("notifier started");
+        let work = self.runner.run(shutdown.clone());
         within_grace("the jobs", &shutdown, grace::JOBS, async {
             work.await;
             Ok(())

@@ -112,7 +112,6 @@ impl BatchDb for PgConnection {
 
     async fn outbox(&mut self, jobs: &[OutboxJob<'_>]) -> Result<()> {
         let ids: Vec<&str> = jobs.iter().map(|j| j.message.id.as_str()).collect();
-        let seqs: Vec<i64> = jobs.iter().map(|j| j.message.seq).collect();
         let dues: Vec<i64> = jobs.iter().map(|j| j.due.millis()).collect();
         let nows: Vec<i64> = jobs.iter().map(|j| j.now.millis()).collect();
         let rooms: Vec<&str> = jobs.iter().map(|j| j.message.room_id.as_str()).collect();
@@ -122,22 +121,25 @@ impl BatchDb for PgConnection {
             .map(|j| serde_json::to_string(&j.message.mentions).map_err(Error::internal))
             .collect::<Result<_>>()?;
         sqlx::query(
-            "INSERT INTO notification_jobs (recipient_id, room_id, message_id, seq, due_at, next_attempt_at, created_at) \
-             SELECT m.user_id, m.room_id, j.message_id, j.seq, j.due, j.due, j.created \
-             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[]) \
-                  AS j (message_id, seq, due, created, room_id, author_id, mentions) \
+            "INSERT INTO jobs (name, payload, dedupe_key, group_key, due_at, max_attempts, created_at) \
+             SELECT $7, json_build_object('recipient', m.user_id, 'room', m.room_id, 'message', j.message_id)::text, \
+             m.user_id || ':' || j.message_id, m.user_id, j.due, $8, j.created \
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[]) \
+                  AS j (message_id, due, created, room_id, author_id, mentions) \
              JOIN memberships m ON m.room_id = j.room_id \
              JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
              WHERE m.user_id <> j.author_id AND u.email IS NOT NULL AND u.email_notifications \
-             AND (r.kind = 'direct' OR m.user_id IN (SELECT jsonb_array_elements_text(j.mentions::jsonb)))",
+             AND (r.kind = 'direct' OR m.user_id IN (SELECT jsonb_array_elements_text(j.mentions::jsonb))) \
+             ON CONFLICT (name, dedupe_key) WHERE state = 'pending' AND dedupe_key IS NOT NULL DO NOTHING",
         )
         .bind(ids)
-        .bind(seqs)
         .bind(dues)
         .bind(nows)
         .bind(rooms)
         .bind(authors)
         .bind(mentions)
+        .bind(parlor_domain::ports::unread_email::NAME)
+        .bind(parlor_domain::ports::unread_email::MAX_ATTEMPTS)
         .execute(&mut *self)
         .await
         .map_err(db_err)?;

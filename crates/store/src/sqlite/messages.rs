@@ -130,15 +130,17 @@ impl BatchDb for SqliteConnection {
 
     async fn outbox(&mut self, jobs: &[OutboxJob<'_>]) -> Result<()> {
         for chunk in jobs.chunks(ROWS_PER_INSERT) {
-            let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let sql = format!(
-                "WITH j (message_id, seq, due, created, room_id, author_id, mentions) AS (VALUES {values}) \
-                 INSERT INTO notification_jobs (recipient_id, room_id, message_id, seq, due_at, next_attempt_at, created_at) \
-                 SELECT m.user_id, m.room_id, j.message_id, j.seq, j.due, j.due, j.created FROM j \
+                "WITH j (message_id, due, created, room_id, author_id, mentions) AS (VALUES {values}) \
+                 INSERT INTO jobs (name, payload, dedupe_key, group_key, due_at, max_attempts, created_at) \
+                 SELECT ?, json_object('recipient', m.user_id, 'room', m.room_id, 'message', j.message_id), \
+                 m.user_id || ':' || j.message_id, m.user_id, j.due, ?, j.created FROM j \
                  JOIN memberships m ON m.room_id = j.room_id \
                  JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
                  WHERE m.user_id <> j.author_id AND u.email IS NOT NULL AND u.email_notifications = 1 \
-                 AND (r.kind = 'direct' OR m.user_id IN (SELECT value FROM json_each(j.mentions)))"
+                 AND (r.kind = 'direct' OR m.user_id IN (SELECT value FROM json_each(j.mentions))) \
+                 ON CONFLICT (name, dedupe_key) WHERE state = 'pending' AND dedupe_key IS NOT NULL DO NOTHING"
             );
             // Built from constant fragments only; every value is bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -146,13 +148,15 @@ impl BatchDb for SqliteConnection {
                 let mentions = serde_json::to_string(&job.message.mentions).map_err(Error::internal)?;
                 query = query
                     .bind(job.message.id.as_str())
-                    .bind(job.message.seq)
                     .bind(job.due.millis())
                     .bind(job.now.millis())
                     .bind(job.message.room_id.as_str())
                     .bind(job.message.author.id.as_str())
                     .bind(mentions);
             }
+            query = query
+                .bind(parlor_domain::ports::unread_email::NAME)
+                .bind(parlor_domain::ports::unread_email::MAX_ATTEMPTS);
             query.execute(&mut *self).await.map_err(db_err)?;
         }
         Ok(())
