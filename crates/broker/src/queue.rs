@@ -4,9 +4,9 @@
 
 use async_trait::async_trait;
 use parlor_domain::ports::{Consumer, Delivery, Queue};
+use parlor_domain::partition::partition_of;
 use parlor_domain::queue::Inbound;
 use parlor_domain::{Error, Result};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 use tokio::sync::mpsc;
 
@@ -32,18 +32,12 @@ impl LocalQueue {
         Self { senders, receivers: Mutex::new(receivers) }
     }
 
-    /// The partition of a room.
-    fn partition_of(&self, item: &Inbound) -> usize {
-        let mut h = DefaultHasher::new();
-        item.command.room_id().hash(&mut h);
-        (h.finish() % self.senders.len() as u64) as usize
-    }
 }
 
 #[async_trait]
 impl Queue for LocalQueue {
     async fn push(&self, item: Inbound) -> Result<()> {
-        let p = self.partition_of(&item);
+        let p = partition_of(item.command.room_id(), self.partitions());
         self.senders[p].send(item).await.map_err(|_| Error::Unavailable("the message queue is closed".into()))
     }
 

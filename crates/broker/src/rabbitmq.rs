@@ -19,9 +19,9 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use parlor_domain::ports::{Consumer, Delivery, Queue};
+use parlor_domain::partition::partition_of;
 use parlor_domain::queue::Inbound;
 use parlor_domain::{Error, Result};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -91,11 +91,6 @@ impl RabbitQueue {
         format!("{}.inbound.{p}", self.prefix)
     }
 
-    fn partition_of(&self, item: &Inbound) -> usize {
-        let mut h = DefaultHasher::new();
-        item.command.room_id().hash(&mut h);
-        (h.finish() % self.partitions as u64) as usize
-    }
 
     async fn publish_once(&self, queue: &str, body: &[u8]) -> lapin::Result<bool> {
         let mut publisher = self.publisher.lock().await;
@@ -118,7 +113,7 @@ impl RabbitQueue {
 impl Queue for RabbitQueue {
     async fn push(&self, item: Inbound) -> Result<()> {
         let body = serde_json::to_vec(&item).map_err(Error::internal)?;
-        let queue = self.name(self.partition_of(&item));
+        let queue = self.name(partition_of(item.command.room_id(), self.partitions()));
         for attempt in 0..2 {
             match self.publish_once(&queue, &body).await {
                 Ok(true) => return Ok(()),

@@ -10,12 +10,12 @@
 use super::{RedisServer, config, unavailable};
 use async_trait::async_trait;
 use parlor_domain::ports::{Consumer, Delivery, Queue};
+use parlor_domain::partition::partition_of;
 use parlor_domain::queue::Inbound;
 use parlor_domain::{Error, Result};
 use redis::Value;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 const GROUP: &str = "workers";
@@ -46,11 +46,6 @@ impl RedisQueue {
         self.server.key(&format!("inbound.{p}"))
     }
 
-    fn partition_of(&self, item: &Inbound) -> usize {
-        let mut h = DefaultHasher::new();
-        item.command.room_id().hash(&mut h);
-        (h.finish() % self.partitions as u64) as usize
-    }
 }
 
 #[async_trait]
@@ -59,7 +54,7 @@ impl Queue for RedisQueue {
         let body = serde_json::to_vec(&item).map_err(Error::internal)?;
         let mut conn = self.server.conn();
         redis::cmd("XADD")
-            .arg(self.stream(self.partition_of(&item)))
+            .arg(self.stream(partition_of(item.command.room_id(), self.partitions())))
             .arg("*")
             .arg("item")
             .arg(body)
