@@ -126,8 +126,7 @@ mod tests {
         for partitions in [6, 12, 16] {
             let four = shares(partitions, &names);
             let three = shares(partitions, &names[..3]);
-            let moved: usize =
-                (0..3).map(|i| four[i].iter().filter(|p| !three[i].contains(p)).count()).sum();
+            let moved: usize = (0..3).map(|i| four[i].iter().filter(|p| !three[i].contains(p)).count()).sum();
             // Three keep what they had, give or take one, and take the leaver's share.
             assert!(moved <= 1, "{moved} of {partitions} moved between survivors: {four:?} -> {three:?}");
         }

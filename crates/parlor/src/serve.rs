@@ -320,6 +320,7 @@ fn start_worker(
             reviewer,
             batch_max: opts.batch_max.max(1),
             notify_after: Some(opts.notify_after),
+            holdings: Default::default(),
         },
         stop.clone(),
     ));
