@@ -180,8 +180,11 @@ async fn consume(
             consumer.release().await;
             return;
         };
-        if !batch.is_empty() {
-            process(&ctx, consumer.as_mut(), batch).await;
+        if !batch.is_empty() && !process(&ctx, consumer.as_mut(), batch).await {
+            // The batch was not committed: let go, so the queue hands it out again, first and in
+            // order (the next `try_consumer`, ours or another worker's, starts with it).
+            consumer.release().await;
+            return;
         }
     }
     if shutdown.is_cancelled() {
@@ -190,17 +193,18 @@ async fn consume(
         while let Ok(Some(batch)) =
             tokio::time::timeout(Duration::from_millis(200), consumer.next_batch(ctx.batch_max)).await
         {
-            if batch.is_empty() {
+            if batch.is_empty() || !process(&ctx, consumer.as_mut(), batch).await {
                 break;
             }
-            process(&ctx, consumer.as_mut(), batch).await;
         }
     }
     consumer.release().await;
 }
 
-/// Reviews, applies and publishes one batch.
-pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Vec<Delivery>) {
+/// Reviews, applies and publishes one batch; true when it was committed (and acknowledged, as
+/// far as the queue answered). An uncommitted batch is left unacknowledged, for the caller to
+/// have it delivered again.
+pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Vec<Delivery>) -> bool {
     tracing::debug!(size = batch.len(), "batch");
     let now = Timestamp::now();
     for d in &batch {
@@ -278,6 +282,7 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
             tracing::warn!(error = %e, "could not acknowledge a batch; it will be redelivered and deduplicated by nonce");
         }
     }
+    committed
 }
 
 /// The message a send that review refused was a retry of, if it was stored: stored by this batch

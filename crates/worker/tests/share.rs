@@ -231,18 +231,23 @@ async fn workers_share_the_partitions_and_hand_them_over(backend: Backend) {
     assert!(pushed >= 2 * ROOMS, "commands flowed all along: {pushed}");
     let per_room = |i: usize| (0..pushed).filter(|n| n % ROOMS == i).count();
     let deadline = tokio::time::Instant::now() + WAIT;
+    let inspector = queue(backend, &prefix).await;
     for (i, (room, _)) in rooms.iter().enumerate() {
         let history = loop {
             let (history, _) = store.history(room, Page::Latest, 10_000).await.expect("history");
             if history.len() >= per_room(i) {
                 break history;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "room {i} has {} of {} messages",
-                history.len(),
-                per_room(i)
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let depths = inspector.depths().await;
+                let shares = [&one, &two, &four].map(|w| w.holdings.get());
+                panic!(
+                    "room {i} (partition {}) has {} of {} messages; queue depths {depths:?}, shares {shares:?}",
+                    parlor_domain::partition::partition_of(room, PARTITIONS),
+                    history.len(),
+                    per_room(i)
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let seqs: Vec<i64> = history.iter().map(|m| m.seq).collect();
