@@ -153,17 +153,17 @@ impl Queue for RabbitQueue {
         self.partitions
     }
 
+    /// Connects at the first beat (and again after a failure), so a worker starts while the
+    /// broker is away, as its consumers do.
     async fn join(&self, worker: &str) -> Result<Box<dyn Membership>> {
-        let mut membership = RabbitMembership {
+        Ok(Box::new(RabbitMembership {
             url: self.url.clone(),
             exchange: format!("{}.workers", self.prefix),
             me: worker.to_owned(),
             ttl: self.member_ttl,
             state: None,
             heard: HashMap::new(),
-        };
-        membership.connect().await.map_err(unavailable)?;
-        Ok(Box::new(membership))
+        }))
     }
 
     /// Always a consumer: the broker makes it the partition's active consumer, or its standby
@@ -321,9 +321,13 @@ impl Consumer for RabbitConsumer {
     async fn release(mut self: Box<Self>) {
         // Closing the channel returns the unacknowledged deliveries to the queue, in order, and
         // lets the broker make the next consumer active.
+        // A close that hangs (a broker going away) is given up on: dropping closes too.
         if let Some((conn, channel, _)) = self.state.take() {
-            let _ = channel.close(200, "partition released".into()).await;
-            let _ = conn.close(200, "partition released".into()).await;
+            let close = async {
+                let _ = channel.close(200, "partition released".into()).await;
+                let _ = conn.close(200, "partition released".into()).await;
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
         }
     }
 }

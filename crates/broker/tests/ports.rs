@@ -253,6 +253,28 @@ async fn redis_queue_hands_a_dead_workers_unacknowledged_entries_to_the_next() {
     cleanup(&url, &prefix).await;
 }
 
+#[tokio::test]
+async fn a_redis_partition_is_held_by_one_worker_and_free_again_once_released() {
+    let (server, url) = redis().await;
+    let prefix = server_prefix(&server);
+    let queue = RedisQueue::new(server, 2, Duration::from_secs(30));
+    let first = queue.try_consumer(0, "w1").await.expect("the queue answers").expect("free");
+    assert!(queue.try_consumer(0, "w2").await.expect("the queue answers").is_none(), "held by w1");
+    assert!(queue.try_consumer(1, "w2").await.expect("the queue answers").is_some(), "another is free");
+    // Released, not left to run out (the lease is 30 s).
+    first.release().await;
+    assert!(queue.try_consumer(0, "w2").await.expect("the queue answers").is_some(), "free once released");
+    let mut one = queue.join("w1").await.expect("join");
+    let mut two = queue.join("w2").await.expect("join");
+    one.beat().await.expect("beat");
+    let mut members = two.beat().await.expect("beat");
+    members.sort();
+    assert_eq!(members, ["w1", "w2"]);
+    one.leave().await;
+    assert_eq!(two.beat().await.expect("beat"), ["w2"], "a worker that left is gone at once");
+    cleanup(&url, &prefix).await;
+}
+
 fn server_prefix(server: &RedisServer) -> String {
     server.prefix().to_owned()
 }

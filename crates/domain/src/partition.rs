@@ -33,9 +33,10 @@ pub fn partition_of(room: &RoomId, partitions: usize) -> usize {
 /// among them) share `partitions`: each worker gets at most `ceil(partitions / workers)`.
 ///
 /// Every worker computes the same answer from the same membership, so a worker hands back what
-/// the others will take. It is rendezvous hashing with a cap: each partition goes to the
-/// highest-scoring worker that still has room (pairs granted best score first), so a worker joining or leaving moves few
-/// partitions besides its own share. Disagreeing for a moment (views of the membership differ
+/// the others will take. It is rendezvous hashing with a cap: every (worker, partition) pair
+/// gets a score, and pairs are granted best score first while the partition is free and the
+/// worker has room, so a worker joining or leaving moves little besides its own share (a test
+/// below measures it). Disagreeing for a moment (views of the membership differ
 /// while it changes) costs a partition a pause, never its order: the queue's lease or
 /// single active consumer still lets one worker at a time consume it.
 pub fn assigned(partitions: usize, workers: &[String], me: &str) -> Vec<usize> {

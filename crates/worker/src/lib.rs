@@ -113,7 +113,8 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> Result<(), 
                 let mine = assigned(partitions, &members, &me);
                 for (p, stop) in &held {
                     if !mine.contains(p) && !stop.is_cancelled() {
-                        tracing::info!(partition = p, worker = %me, workers = members.len(), "handing a partition back");
+                        let workers = members.len();
+                        tracing::info!(partition = p, worker = %me, workers, "handing a partition back");
                         stop.cancel();
                     }
                 }
