@@ -1,21 +1,24 @@
 //! The in-process queue: one bounded channel per partition, a room always in the same partition.
 //! It is not durable, and need not be: nothing is acknowledged to a client before the worker has
 //! committed, so a crash loses only commands whose senders are still waiting and will retry.
+//! There is one worker in the process: it is alone in the membership (the port's default) and
+//! holds every partition; a released (or dropped) consumer's receiver goes back for the next
+//! `try_consumer`.
 
 use async_trait::async_trait;
+use parlor_domain::partition::partition_of;
 use parlor_domain::ports::{Consumer, Delivery, Queue};
 use parlor_domain::queue::Inbound;
 use parlor_domain::{Error, Result};
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// The in-process queue.
 pub struct LocalQueue {
     /// The sending end of each partition.
     senders: Vec<mpsc::Sender<Inbound>>,
-    /// The receiving ends, until a worker takes them.
-    receivers: Mutex<Vec<Option<mpsc::Receiver<Inbound>>>>,
+    /// The receiving ends, while no consumer holds them.
+    receivers: Arc<Mutex<Vec<Option<mpsc::Receiver<Inbound>>>>>,
 }
 
 impl LocalQueue {
@@ -29,21 +32,14 @@ impl LocalQueue {
                 (tx, Some(rx))
             })
             .unzip();
-        Self { senders, receivers: Mutex::new(receivers) }
-    }
-
-    /// The partition of a room.
-    fn partition_of(&self, item: &Inbound) -> usize {
-        let mut h = DefaultHasher::new();
-        item.command.room_id().hash(&mut h);
-        (h.finish() % self.senders.len() as u64) as usize
+        Self { senders, receivers: Arc::new(Mutex::new(receivers)) }
     }
 }
 
 #[async_trait]
 impl Queue for LocalQueue {
     async fn push(&self, item: Inbound) -> Result<()> {
-        let p = self.partition_of(&item);
+        let p = partition_of(item.command.room_id(), self.partitions());
         self.senders[p].send(item).await.map_err(|_| Error::Unavailable("the message queue is closed".into()))
     }
 
@@ -51,12 +47,15 @@ impl Queue for LocalQueue {
         self.senders.len()
     }
 
-    async fn consumer(&self, partition: usize) -> Result<Box<dyn Consumer>> {
+    async fn try_consumer(&self, partition: usize, _worker: &str) -> Result<Option<Box<dyn Consumer>>> {
+        if partition >= self.senders.len() {
+            return Err(Error::internal(format!("there is no partition {partition}")));
+        }
         let mut receivers = self.receivers.lock().map_err(|_| Error::internal("queue lock poisoned"))?;
-        let rx = receivers.get_mut(partition).and_then(Option::take).ok_or_else(|| {
-            Error::internal(format!("partition {partition} is already consumed or does not exist"))
-        })?;
-        Ok(Box::new(LocalConsumer { rx, next_tag: 0 }))
+        Ok(receivers[partition].take().map(|rx| {
+            Box::new(LocalConsumer { rx: Some(rx), partition, slots: self.receivers.clone(), next_tag: 0 })
+                as Box<dyn Consumer>
+        }))
     }
 
     /// Commands in each partition's channel that no worker has taken yet (a batch being applied
@@ -68,7 +67,11 @@ impl Queue for LocalQueue {
 
 /// The consumer of one partition.
 struct LocalConsumer {
-    rx: mpsc::Receiver<Inbound>,
+    /// Always `Some` until dropped.
+    rx: Option<mpsc::Receiver<Inbound>>,
+    partition: usize,
+    /// Where the receiver goes back on release.
+    slots: Arc<Mutex<Vec<Option<mpsc::Receiver<Inbound>>>>>,
     next_tag: u64,
 }
 
@@ -76,7 +79,8 @@ struct LocalConsumer {
 impl Consumer for LocalConsumer {
     async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>> {
         let mut items = Vec::new();
-        let n = self.rx.recv_many(&mut items, max.max(1)).await;
+        let rx = self.rx.as_mut()?;
+        let n = rx.recv_many(&mut items, max.max(1)).await;
         if n == 0 {
             return None;
         }
@@ -94,5 +98,19 @@ impl Consumer for LocalConsumer {
     async fn ack(&mut self, _tags: &[String]) -> Result<()> {
         // In process, a delivery is gone once received; there is nothing to redeliver.
         Ok(())
+    }
+
+    async fn release(self: Box<Self>) {
+        // Dropping gives the receiver back.
+    }
+}
+
+impl Drop for LocalConsumer {
+    /// The receiver goes back, so a consumer dropped without `release` (its task aborted) does not
+    /// close the partition: commands queued meanwhile wait for the next consumer.
+    fn drop(&mut self) {
+        if let (Some(rx), Ok(mut slots)) = (self.rx.take(), self.slots.lock()) {
+            slots[self.partition] = Some(rx);
+        }
     }
 }

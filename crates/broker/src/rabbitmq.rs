@@ -6,6 +6,15 @@
 //! Deliveries are acknowledged manually, after the batch's commit. The queue's depth is the
 //! message count of a passive declare: messages ready, not those a worker holds unacknowledged.
 //!
+//! Workers share the partitions: a worker consumes only the partitions of its share, and the
+//! single active consumer still guards each one while shares move (a worker that subscribes to a
+//! partition before its last holder let go waits as standby). The membership goes through the
+//! same broker: every worker publishes a beat (`+<id>`, or `-<id>` when it leaves) to the fanout
+//! exchange `<prefix>.workers` each time it looks, and reads everyone's beats from an exclusive
+//! queue of its own; a worker not heard of for the membership TTL counts as gone. Handing a
+//! partition back closes the consumer's connection once its batch is acknowledged: the broker
+//! returns what was prefetched and not acknowledged to the head of the queue, for the next holder.
+//!
 //! Connections are re-made on failure: a failed publish is retried once on a new connection,
 //! then answered with `Unavailable`; a consumer whose connection broke reconnects on its next
 //! read, and the broker redelivers what it had not acknowledged.
@@ -14,15 +23,16 @@ use async_trait::async_trait;
 use futures_util::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
-use parlor_domain::ports::{Consumer, Delivery, Queue};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use parlor_domain::partition::partition_of;
+use parlor_domain::ports::{Consumer, Delivery, Membership, Queue};
 use parlor_domain::queue::Inbound;
 use parlor_domain::{Error, Result};
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// How long a read waits for a first delivery before returning an empty batch.
@@ -38,7 +48,12 @@ pub struct RabbitQueue {
     /// A channel on the publisher's connection for passive declares (queue depth): a failed
     /// declare closes its channel, so it is kept apart from the publishing one.
     inspector: Mutex<Option<Channel>>,
+    /// How long a worker counts as alive after its last beat.
+    member_ttl: Duration,
 }
+
+/// How long a worker counts as alive after its last beat, unless `with_member_ttl` says.
+pub const MEMBER_TTL: Duration = Duration::from_secs(5);
 
 fn unavailable(e: lapin::Error) -> Error {
     tracing::warn!(error = %e, "rabbitmq");
@@ -76,6 +91,7 @@ impl RabbitQueue {
             partitions: partitions.max(1),
             publisher: Mutex::new(None),
             inspector: Mutex::new(None),
+            member_ttl: MEMBER_TTL,
         };
         let (conn, channel) = open(url).await.map_err(unavailable)?;
         channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
@@ -86,15 +102,16 @@ impl RabbitQueue {
         Ok(queue)
     }
 
+    /// Sets how long a worker counts as alive after its last beat: how soon a dead worker's
+    /// partitions go to the others. Well above the workers' beat interval (250 ms).
+    pub fn with_member_ttl(mut self, ttl: Duration) -> Self {
+        self.member_ttl = ttl;
+        self
+    }
+
     /// The name of a partition's queue.
     pub fn name(&self, p: usize) -> String {
         format!("{}.inbound.{p}", self.prefix)
-    }
-
-    fn partition_of(&self, item: &Inbound) -> usize {
-        let mut h = DefaultHasher::new();
-        item.command.room_id().hash(&mut h);
-        (h.finish() % self.partitions as u64) as usize
     }
 
     async fn publish_once(&self, queue: &str, body: &[u8]) -> lapin::Result<bool> {
@@ -118,7 +135,7 @@ impl RabbitQueue {
 impl Queue for RabbitQueue {
     async fn push(&self, item: Inbound) -> Result<()> {
         let body = serde_json::to_vec(&item).map_err(Error::internal)?;
-        let queue = self.name(self.partition_of(&item));
+        let queue = self.name(partition_of(item.command.room_id(), self.partitions()));
         for attempt in 0..2 {
             match self.publish_once(&queue, &body).await {
                 Ok(true) => return Ok(()),
@@ -136,8 +153,26 @@ impl Queue for RabbitQueue {
         self.partitions
     }
 
-    async fn consumer(&self, partition: usize) -> Result<Box<dyn Consumer>> {
-        Ok(Box::new(RabbitConsumer { url: self.url.clone(), queue: self.name(partition), state: None }))
+    /// Connects at the first beat (and again after a failure), so a worker starts while the
+    /// broker is away, as its consumers do.
+    async fn join(&self, worker: &str) -> Result<Box<dyn Membership>> {
+        Ok(Box::new(RabbitMembership {
+            url: self.url.clone(),
+            exchange: format!("{}.workers", self.prefix),
+            me: worker.to_owned(),
+            ttl: self.member_ttl,
+            state: None,
+            heard: HashMap::new(),
+        }))
+    }
+
+    /// Always a consumer: the broker makes it the partition's active consumer, or its standby
+    /// until the holder lets go.
+    async fn try_consumer(&self, partition: usize, _worker: &str) -> Result<Option<Box<dyn Consumer>>> {
+        if partition >= self.partitions {
+            return Err(Error::internal(format!("there is no partition {partition}")));
+        }
+        Ok(Some(Box::new(RabbitConsumer { url: self.url.clone(), queue: self.name(partition), state: None })))
     }
 
     /// The message count of a passive declare of each partition's queue: messages ready for a
@@ -281,5 +316,119 @@ impl Consumer for RabbitConsumer {
             channel.basic_ack(tag, BasicAckOptions::default()).await.map_err(unavailable)?;
         }
         Ok(())
+    }
+
+    async fn release(mut self: Box<Self>) {
+        // Closing the channel returns the unacknowledged deliveries to the queue, in order, and
+        // lets the broker make the next consumer active.
+        // A close that hangs (a broker going away) is given up on: dropping closes too.
+        if let Some((conn, channel, _)) = self.state.take() {
+            let close = async {
+                let _ = channel.close(200, "partition released".into()).await;
+                let _ = conn.close(200, "partition released".into()).await;
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+        }
+    }
+}
+
+/// A worker's view of the membership, from the beats on the `<prefix>.workers` exchange.
+struct RabbitMembership {
+    url: String,
+    exchange: String,
+    me: String,
+    ttl: Duration,
+    state: Option<(Connection, Channel, lapin::Consumer)>,
+    /// When each worker was last heard of.
+    heard: HashMap<String, Instant>,
+}
+
+impl RabbitMembership {
+    async fn connect(&mut self) -> lapin::Result<()> {
+        let (conn, channel) = open(&self.url).await?;
+        // Auto-deleted with the last member's queue: nothing is left of a deployment that stopped.
+        let options = ExchangeDeclareOptions { auto_delete: true, ..Default::default() };
+        channel
+            .exchange_declare(
+                self.exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                options,
+                FieldTable::default(),
+            )
+            .await?;
+        let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+        let queue = channel.queue_declare("".into(), options, FieldTable::default()).await?;
+        channel
+            .queue_bind(
+                queue.name().as_str().into(),
+                self.exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let options = BasicConsumeOptions { no_ack: true, exclusive: true, ..Default::default() };
+        let consumer = channel
+            .basic_consume(queue.name().as_str().into(), "".into(), options, FieldTable::default())
+            .await?;
+        self.state = Some((conn, channel, consumer));
+        Ok(())
+    }
+
+    async fn say(&self, what: char) -> lapin::Result<()> {
+        let Some((_, channel, _)) = self.state.as_ref() else { return Ok(()) };
+        let body = format!("{what}{}", self.me);
+        channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                BasicProperties::default(),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Membership for RabbitMembership {
+    async fn beat(&mut self) -> Result<Vec<String>> {
+        if self.state.as_ref().is_none_or(|(c, ch, _)| !c.status().connected() || !ch.status().connected()) {
+            self.state = None;
+            self.connect().await.map_err(unavailable)?;
+        }
+        if let Err(e) = self.say('+').await {
+            self.state = None;
+            return Err(unavailable(e));
+        }
+        let now = Instant::now();
+        if let Some((_, _, consumer)) = self.state.as_mut() {
+            while let Some(Some(Ok(d))) = consumer.next().now_or_never() {
+                let beat = String::from_utf8_lossy(&d.data);
+                match (beat.get(..1), beat.get(1..)) {
+                    (Some("+"), Some(id)) => {
+                        self.heard.insert(id.to_owned(), now);
+                    }
+                    (Some("-"), Some(id)) => {
+                        self.heard.remove(id);
+                    }
+                    _ => tracing::debug!("rabbitmq: ignoring a beat that is not one"),
+                }
+            }
+        }
+        let ttl = self.ttl;
+        self.heard.retain(|_, at| now.duration_since(*at) < ttl);
+        self.heard.insert(self.me.clone(), now);
+        Ok(self.heard.keys().cloned().collect())
+    }
+
+    async fn leave(mut self: Box<Self>) {
+        if let Err(e) = self.say('-').await {
+            tracing::warn!(error = %e, "rabbitmq: could not leave; the membership runs out instead");
+        }
+        if let Some((conn, _, _)) = self.state.take() {
+            let _ = conn.close(200, "worker left".into()).await;
+        }
     }
 }

@@ -64,12 +64,20 @@ fn body_of(i: &Inbound) -> String {
 }
 
 /// Reads from every partition until `n` deliveries came or time runs out; acknowledges them.
+/// A partition still leased to another worker is taken once the lease runs out.
 async fn drain(queue: &dyn Queue, n: usize) -> Vec<Inbound> {
+    let deadline = tokio::time::Instant::now() + WAIT;
     let mut consumers = Vec::new();
     for p in 0..queue.partitions() {
-        consumers.push(queue.consumer(p).await.expect("a consumer"));
+        loop {
+            if let Some(c) = queue.try_consumer(p, "test-worker").await.expect("the queue answers") {
+                consumers.push(c);
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "partition {p} never came free");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-    let deadline = tokio::time::Instant::now() + WAIT;
     let mut got = Vec::new();
     while got.len() < n {
         assert!(tokio::time::Instant::now() < deadline, "only {} of {n} deliveries came", got.len());
@@ -229,7 +237,7 @@ async fn redis_queue_hands_a_dead_workers_unacknowledged_entries_to_the_next() {
     for n in 0..10 {
         queue.push(item("room", n)).await.expect("push");
     }
-    let mut first = queue.consumer(0).await.expect("consumer");
+    let mut first = queue.try_consumer(0, "first").await.expect("consumer").expect("free");
     let mut taken = Vec::new();
     while taken.len() < 10 {
         taken.extend(first.next_batch(4).await.expect("open"));
@@ -242,6 +250,28 @@ async fn redis_queue_hands_a_dead_workers_unacknowledged_entries_to_the_next() {
         got.iter().map(body_of).collect::<Vec<_>>(),
         (0..10).map(|n| n.to_string()).collect::<Vec<_>>()
     );
+    cleanup(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn a_redis_partition_is_held_by_one_worker_and_free_again_once_released() {
+    let (server, url) = redis().await;
+    let prefix = server_prefix(&server);
+    let queue = RedisQueue::new(server, 2, Duration::from_secs(30));
+    let first = queue.try_consumer(0, "w1").await.expect("the queue answers").expect("free");
+    assert!(queue.try_consumer(0, "w2").await.expect("the queue answers").is_none(), "held by w1");
+    assert!(queue.try_consumer(1, "w2").await.expect("the queue answers").is_some(), "another is free");
+    // Released, not left to run out (the lease is 30 s).
+    first.release().await;
+    assert!(queue.try_consumer(0, "w2").await.expect("the queue answers").is_some(), "free once released");
+    let mut one = queue.join("w1").await.expect("join");
+    let mut two = queue.join("w2").await.expect("join");
+    one.beat().await.expect("beat");
+    let mut members = two.beat().await.expect("beat");
+    members.sort();
+    assert_eq!(members, ["w1", "w2"]);
+    one.leave().await;
+    assert_eq!(two.beat().await.expect("beat"), ["w2"], "a worker that left is gone at once");
     cleanup(&url, &prefix).await;
 }
 
@@ -287,14 +317,14 @@ async fn rabbitmq_queue_redelivers_a_dead_consumers_unacknowledged_messages_in_o
     for n in 0..10 {
         queue.push(item("room", n)).await.expect("push");
     }
-    let mut first = queue.consumer(0).await.expect("consumer");
+    let mut first = queue.try_consumer(0, "first").await.expect("consumer").expect("free");
     let mut taken = Vec::new();
     while taken.len() < 10 {
         // (The first read sets the prefetch: all ten may be unacknowledged at once.)
         taken.extend(first.next_batch(10).await.expect("open"));
     }
     // A second consumer waits its turn (single active consumer) while the first is alive.
-    let mut second = queue.consumer(0).await.expect("consumer");
+    let mut second = queue.try_consumer(0, "second").await.expect("consumer").expect("a standby");
     let waiting = second.next_batch(10).await.expect("open");
     assert!(waiting.is_empty(), "only one consumer is active: {waiting:?}");
     // The first worker dies before acknowledging anything.

@@ -6,6 +6,7 @@ pub mod bus;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod partition;
 pub mod permissions;
 pub mod ports;
 pub mod protocol;

@@ -333,16 +333,27 @@ pub trait Store: UserStore + SessionStore + RoomStore + MessageStore + JobStore 
     async fn ping(&self) -> Result<()>;
 }
 
-/// Durable, at-least-once hand-off of commands to the workers, partitioned by room so one room's
-/// commands are applied in the order they were queued.
+/// Durable, at-least-once hand-off of commands to the workers, partitioned by room
+/// (`partition::partition_of`) so one room's commands are applied in the order they were queued.
+///
+/// Workers share the partitions: each `join`s the queue's membership, `beat`s every few hundred
+/// milliseconds to learn who is alive, computes its share (`partition::assigned`), takes those
+/// partitions with `try_consumer` and `release`s the others. The queue makes sure one worker at a
+/// time consumes a partition (a lease, or the broker's single active consumer), so two workers
+/// that briefly disagree on the membership cost a partition a pause, never its order.
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Queues a command; `Unavailable` if it cannot be made durable.
     async fn push(&self, item: Inbound) -> Result<()>;
     /// How many partitions there are; each is consumed by one worker at a time.
     fn partitions(&self) -> usize;
-    /// Takes the consumer of a partition.
-    async fn consumer(&self, partition: usize) -> Result<Box<dyn Consumer>>;
+    /// Joins the workers sharing this queue as `worker` (an id unique to one running worker).
+    /// By default a worker is alone: the in-process queue has one.
+    async fn join(&self, worker: &str) -> Result<Box<dyn Membership>> {
+        Ok(Box::new(Alone(worker.to_owned())))
+    }
+    /// The consumer of a partition for `worker`, or `None` while another worker holds it.
+    async fn try_consumer(&self, partition: usize, worker: &str) -> Result<Option<Box<dyn Consumer>>>;
     /// `Ok` when the queue's server answers.
     async fn ping(&self) -> Result<()> {
         Ok(())
@@ -354,6 +365,29 @@ pub trait Queue: Send + Sync {
     }
 }
 
+/// A worker's place among the workers sharing a queue.
+#[async_trait]
+pub trait Membership: Send {
+    /// Says this worker is alive (until the queue's lease runs out without another beat) and
+    /// answers the ids of the workers alive now, this one among them, in no particular order.
+    async fn beat(&mut self) -> Result<Vec<String>>;
+    /// Leaves at once, so the others take this worker's partitions without waiting for its
+    /// membership to run out.
+    async fn leave(self: Box<Self>);
+}
+
+/// The membership of a worker that has a queue to itself.
+struct Alone(String);
+
+#[async_trait]
+impl Membership for Alone {
+    async fn beat(&mut self) -> Result<Vec<String>> {
+        Ok(vec![self.0.clone()])
+    }
+
+    async fn leave(self: Box<Self>) {}
+}
+
 /// A delivery from the queue, to be acknowledged once applied.
 #[derive(Clone, Debug)]
 pub struct Delivery {
@@ -362,14 +396,18 @@ pub struct Delivery {
     pub item: Inbound,
 }
 
-/// The reading end of one queue partition.
+/// The reading end of one queue partition, held by one worker.
 #[async_trait]
 pub trait Consumer: Send {
     /// Waits a while for deliveries and returns up to `max`: an empty batch when none came in
-    /// time (so the caller can look up), `None` once the queue is closed and drained.
+    /// time (so the caller can look up), `None` once this consumer is done: the queue is closed
+    /// and drained, or another worker took the partition (a lease that ran out).
     async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>>;
     /// Acknowledges deliveries: they will not be delivered again.
     async fn ack(&mut self, tags: &[String]) -> Result<()>;
+    /// Gives the partition up, so another worker can take it at once. Call it after the batch in
+    /// hand is applied and acknowledged: deliveries not acknowledged go to the next holder.
+    async fn release(self: Box<Self>);
 }
 
 /// Event fan-out to the gateways.

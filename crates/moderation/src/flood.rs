@@ -14,6 +14,9 @@
 
 use crate::normalize::for_each_token;
 use parlor_domain::{RoomId, UserId};
+// `DefaultHasher` is fine here, unlike for queue partitions (`parlor_domain::partition`): these
+// hashes only key this process's in-memory counters and are never stored or compared with
+// another process's, so a toolchain that changes the algorithm changes nothing observable.
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};

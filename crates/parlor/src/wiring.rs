@@ -82,7 +82,8 @@ impl Broker {
             (Some(url), _) => Arc::new(
                 RabbitQueue::connect(&url.0, &args.key_prefix, args.worker_partitions)
                     .await
-                    .context("RabbitMQ")?,
+                    .context("RabbitMQ")?
+                    .with_member_ttl(args.partition_lease),
             ),
             (None, Some(server)) => {
                 Arc::new(RedisQueue::new(server.clone(), args.worker_partitions, args.partition_lease))

@@ -1,8 +1,21 @@
 //! parlor's worker role: takes commands from the queue a batch at a time, has each body reviewed,
 //! applies the batch in one transaction (group commit), then publishes the events and the replies.
 //! Nothing is acknowledged — to the queue or to a client — before the commit.
+//!
+//! Workers share the queue's partitions. Every `REBALANCE_EVERY` a worker beats its membership
+//! (`Queue::join`), computes its share from the live workers (`partition::assigned`, the same
+//! answer in every worker), takes the partitions of its share it does not hold
+//! (`Queue::try_consumer`: `None` while the last holder has not let go) and hands back those it
+//! holds that are no longer its own. A partition runs in a task of its own; handing it back
+//! stops the task between batches: the batch in hand is applied, published and acknowledged,
+//! then the consumer is released, so one room's commands are never applied by two workers at
+//! once nor out of order. A dead worker's partitions move when its membership and leases run
+//! out. On shutdown the worker leaves the membership (the others start taking its share), drains
+//! what its partitions hold, and releases them.
 
 use parlor_domain::bus::{BusEvent, Envelope, Frame, Topic};
+use parlor_domain::model::Message;
+use parlor_domain::partition::assigned;
 use parlor_domain::ports::{
     Bus, Consumer, Delivery, Prepared, Queue, ReviewRequest, Reviewer, Store, Verdict,
 };
@@ -12,8 +25,13 @@ use parlor_domain::{Error, Timestamp};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// How often a worker beats its membership and looks at its share. Leases and membership TTLs
+/// must be several times longer (the deployments use 1 s and more).
+pub const REBALANCE_EVERY: Duration = Duration::from_millis(250);
 
 /// What the worker needs.
 #[derive(Clone)]
@@ -26,49 +44,168 @@ pub struct WorkerContext {
     pub batch_max: usize,
     /// Delay of the unread-message e-mail of a new message; `None`: no e-mails.
     pub notify_after: Option<Duration>,
+    /// Where the worker says which partitions it holds (`Holdings::default()` when nobody but
+    /// the `parlor_worker_partitions` gauge looks).
+    pub holdings: Holdings,
 }
 
-/// Runs one consumer per queue partition until `shutdown`, then drains what is queued.
-pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> Result<(), Error> {
-    let mut tasks = JoinSet::new();
-    for p in 0..ctx.queue.partitions() {
-        let consumer = ctx.queue.consumer(p).await?;
-        tasks.spawn(consume(ctx.clone(), consumer, shutdown.clone()));
+/// The partitions a worker holds, ascending: a cheap handle to clone, written by the worker and
+/// read by whoever wants to know (tests; the `parlor_worker_partitions` gauge follows it).
+#[derive(Clone, Debug)]
+pub struct Holdings(Arc<watch::Sender<Vec<usize>>>);
+
+impl Default for Holdings {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(Vec::new())))
     }
-    tracing::info!(partitions = ctx.queue.partitions(), "worker started");
+}
+
+impl Holdings {
+    /// The partitions held now.
+    pub fn get(&self) -> Vec<usize> {
+        self.0.borrow().clone()
+    }
+
+    /// A receiver that sees each change.
+    pub fn watch(&self) -> watch::Receiver<Vec<usize>> {
+        self.0.subscribe()
+    }
+
+    fn set(&self, mut held: Vec<usize>) {
+        held.sort_unstable();
+        metrics::gauge!("parlor_worker_partitions").set(held.len() as f64);
+        self.0.send_if_modified(|now| {
+            let changed = *now != held;
+            *now = held;
+            changed
+        });
+    }
+}
+
+/// Consumes this worker's share of the queue's partitions until `shutdown`, then drains what it
+/// holds and lets go of it.
+pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> Result<(), Error> {
+    let me = format!("worker-{}", uuid::Uuid::now_v7());
+    let partitions = ctx.queue.partitions();
+    let mut membership = ctx.queue.join(&me).await?;
+    // Each held partition's task, and the token that hands it back (a child of `shutdown`).
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut held: HashMap<usize, CancellationToken> = HashMap::new();
+    let mut task_partition: HashMap<tokio::task::Id, usize> = HashMap::new();
+    // The first beat makes this worker known; its share is computed from the second, once the
+    // others have had a beat's time to be heard (over RabbitMQ a newcomer hears them then).
+    let mut beats = 0u64;
+    loop {
+        while let Some(done) = tasks.try_join_next_with_id() {
+            let id = match done {
+                Ok((id, ())) => id,
+                Err(e) => {
+                    tracing::error!(error = %e, "a worker partition task failed");
+                    e.id()
+                }
+            };
+            if let Some(p) = task_partition.remove(&id) {
+                held.remove(&p);
+            }
+        }
+        match membership.beat().await {
+            Ok(members) if beats > 0 => {
+                let mine = assigned(partitions, &members, &me);
+                for (p, stop) in &held {
+                    if !mine.contains(p) && !stop.is_cancelled() {
+                        let workers = members.len();
+                        tracing::info!(partition = p, worker = %me, workers, "handing a partition back");
+                        stop.cancel();
+                    }
+                }
+                for p in mine {
+                    if held.contains_key(&p) {
+                        continue;
+                    }
+                    match ctx.queue.try_consumer(p, &me).await {
+                        Ok(Some(consumer)) => {
+                            let stop = shutdown.child_token();
+                            let task =
+                                tasks.spawn(consume(ctx.clone(), consumer, stop.clone(), shutdown.clone()));
+                            task_partition.insert(task.id(), p);
+                            held.insert(p, stop);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, partition = p, "cannot take a partition; retrying")
+                        }
+                    }
+                }
+                if beats == 1 {
+                    tracing::info!(partitions, worker = %me, "worker started");
+                }
+                beats += 1;
+            }
+            Ok(_) => beats += 1,
+            // Keep what is held: its leases say whether it is still ours.
+            Err(e) => tracing::warn!(error = %e, "the worker membership is unreachable; retrying"),
+        }
+        ctx.holdings.set(held.iter().filter(|(_, stop)| !stop.is_cancelled()).map(|(p, _)| *p).collect());
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(REBALANCE_EVERY) => {}
+        }
+    }
+    // Leave first, so the others start taking this share while it drains.
+    membership.leave().await;
     while let Some(done) = tasks.join_next().await {
         if let Err(e) = done {
             tracing::error!(error = %e, "a worker partition task failed");
         }
     }
+    ctx.holdings.set(Vec::new());
+    tracing::info!(worker = %me, "worker stopped");
     Ok(())
 }
 
-async fn consume(ctx: WorkerContext, mut consumer: Box<dyn Consumer>, shutdown: CancellationToken) {
+/// Consumes one partition until `stop` (a hand-back, or `shutdown`) or until the consumer is done
+/// (its lease lost), then releases it. On shutdown it first drains what is queued.
+async fn consume(
+    ctx: WorkerContext,
+    mut consumer: Box<dyn Consumer>,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+) {
     loop {
+        // Stopping cancels a wait for deliveries, never a batch being applied.
         let batch = tokio::select! {
             batch = consumer.next_batch(ctx.batch_max) => batch,
-            () = shutdown.cancelled() => break,
+            () = stop.cancelled() => break,
         };
-        let Some(batch) = batch else { return };
-        if !batch.is_empty() {
-            process(&ctx, consumer.as_mut(), batch).await;
+        let Some(batch) = batch else {
+            consumer.release().await;
+            return;
+        };
+        if !batch.is_empty() && !process(&ctx, consumer.as_mut(), batch).await {
+            // The batch was not committed: let go, so the queue hands it out again, first and in
+            // order (the next `try_consumer`, ours or another worker's, starts with it).
+            consumer.release().await;
+            return;
         }
     }
-    // Shutting down: the gateways no longer accept sends, so finish what is already queued.
-    // (A durable queue keeps the rest for the next worker.)
-    while let Ok(Some(batch)) =
-        tokio::time::timeout(Duration::from_millis(200), consumer.next_batch(ctx.batch_max)).await
-    {
-        if batch.is_empty() {
-            break;
+    if shutdown.is_cancelled() {
+        // Shutting down: the gateways no longer accept sends, so finish what is already queued.
+        // (A durable queue keeps the rest for the next worker.)
+        while let Ok(Some(batch)) =
+            tokio::time::timeout(Duration::from_millis(200), consumer.next_batch(ctx.batch_max)).await
+        {
+            if batch.is_empty() || !process(&ctx, consumer.as_mut(), batch).await {
+                break;
+            }
         }
-        process(&ctx, consumer.as_mut(), batch).await;
     }
+    consumer.release().await;
 }
 
-/// Reviews, applies and publishes one batch.
-pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Vec<Delivery>) {
+/// Reviews, applies and publishes one batch; true when it was committed (and acknowledged, as
+/// far as the queue answered). An uncommitted batch is left unacknowledged, for the caller to
+/// have it delivered again.
+pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Vec<Delivery>) -> bool {
     tracing::debug!(size = batch.len(), "batch");
     let now = Timestamp::now();
     for d in &batch {
@@ -78,42 +215,23 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
             metrics::histogram!("parlor_queue_lag_seconds").record(lag);
         }
     }
-    // Review first: a rejected command fails alone and is not part of the transaction.
+    // Review first: a rejected command fails alone and is not part of the transaction. Repeats
+    // of a send within the batch (same room, author and nonce) go to the store like any other:
+    // `Store::apply` answers them with the first's message.
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
     let mut prepared = Vec::with_capacity(batch.len());
-    // Where each (room, author, nonce) first stands in this batch.
-    let mut first_in_batch: HashMap<_, usize> = HashMap::new();
+    let mut refused = Vec::new();
     for (i, d) in batch.iter().enumerate() {
-        // Sends repeated within the batch (same room, author and nonce) share the first's fate.
-        if let Command::Create { room_id, author_id, nonce: Some(nonce), .. } = &d.item.command {
-            if let Some(&first) = first_in_batch.get(&(room_id, author_id, nonce)) {
-                // A copy of an earlier command of this batch shares its fate: the same failure,
-                // or (once the first is stored) the store answers it with the first message.
-                match outcomes[first].clone() {
-                    Some(outcome) => outcomes.push(Some(outcome)),
-                    None => {
-                        outcomes.push(None);
-                        prepared.push(Prepared {
-                            notify_at: None,
-                            command: d.item.command.clone(),
-                            html: String::new(),
-                            mentions: Vec::new(),
-                            now,
-                        });
-                    }
-                }
-                continue;
-            }
-            first_in_batch.insert((room_id, author_id, nonce), i);
-        }
         match review(ctx, &d.item.command, &d.item.request_id).await {
             Ok((html, mentions)) => {
-                // A retry of a stored send is answered by the store with the first message.
                 outcomes.push(None);
                 let notify_at = ctx.notify_after.map(|d| now.plus_millis(d.as_millis() as i64));
                 prepared.push(Prepared { command: d.item.command.clone(), html, mentions, now, notify_at });
             }
-            Err(e) => outcomes.push(Some(refused(ctx, &d.item.command, e).await)),
+            Err(e) => {
+                outcomes.push(Some(Outcome::Failed(e)));
+                refused.push(i);
+            }
         }
     }
     metrics::histogram!("parlor_batch_size").record(batch.len() as f64);
@@ -139,6 +257,11 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
             }
         }
     }
+    for i in refused {
+        if let Some(first) = stored_before(ctx, &batch[i].item.command, &outcomes).await {
+            outcomes[i] = Some(Outcome::Created { message: first, created: false });
+        }
+    }
     for (d, outcome) in batch.iter().zip(outcomes) {
         let outcome = outcome.unwrap_or_else(|| Outcome::Failed(Error::internal("no outcome for a command")));
         if matches!(outcome, Outcome::Created { created: true, .. }) {
@@ -160,19 +283,34 @@ pub async fn process(ctx: &WorkerContext, consumer: &mut dyn Consumer, batch: Ve
             tracing::warn!(error = %e, "could not acknowledge a batch; it will be redelivered and deduplicated by nonce");
         }
     }
+    committed
 }
 
-/// The outcome of a command review refused. A retry of a send that was stored is answered with
-/// the first message rather than judged again: review could now refuse it (flood counts the
-/// retries) although it was accepted once. Looking only when review refuses keeps the common
-/// path free of a read per message; the store answers the retries review lets through.
-async fn refused(ctx: &WorkerContext, command: &Command, e: Error) -> Outcome {
-    if let Command::Create { room_id, author_id, nonce: Some(nonce), .. } = command
-        && let Ok(Some(first)) = ctx.store.message_by_nonce(room_id, author_id, nonce).await
-    {
-        return Outcome::Created { message: first, created: false };
+/// The message a send that review refused was a retry of, if it was stored: stored by this batch
+/// (`outcomes`), or before. Such a retry is answered with the first message rather than judged
+/// again: review could now refuse it (flood counts the retries) although it was accepted once.
+/// Looking only when review refuses keeps the common path free of a read per message; the store
+/// answers the retries review lets through.
+async fn stored_before(
+    ctx: &WorkerContext,
+    command: &Command,
+    outcomes: &[Option<Outcome>],
+) -> Option<Message> {
+    let Command::Create { room_id, author_id, nonce: Some(nonce), .. } = command else { return None };
+    let in_batch = outcomes.iter().find_map(|o| match o {
+        Some(Outcome::Created { message, .. })
+            if &message.room_id == room_id
+                && &message.author.id == author_id
+                && message.nonce.as_deref() == Some(nonce.as_str()) =>
+        {
+            Some(message.clone())
+        }
+        _ => None,
+    });
+    match in_batch {
+        Some(message) => Some(message),
+        None => ctx.store.message_by_nonce(room_id, author_id, nonce).await.ok().flatten(),
     }
-    Outcome::Failed(e)
 }
 
 /// One line per command, with the trace id the gateway logged when it queued it; never the body.

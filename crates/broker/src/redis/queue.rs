@@ -1,21 +1,26 @@
 //! The queue on Redis Streams. Partition `p` is the stream `<prefix>:inbound.<p>`, read through
 //! the consumer group `workers`. Rooms hash to partitions, and a partition is consumed by one
-//! worker at a time: the holder of its lease (`<prefix>:lease.<p>`, a key with an expiry that the
-//! holder renews on every read). When a worker dies its lease runs out, another worker takes it,
-//! claims the dead worker's pending entries with XAUTOCLAIM, and goes on in order. An entry is
+//! worker at a time: the holder of its lease (`<prefix>:lease.<p>`, a key whose value is the
+//! worker's id, with an expiry that the holder renews on every read). The live workers are the
+//! sorted set `<prefix>:workers`, each scored with the server time its membership runs out (one
+//! lease after its last beat), so every worker sees the same list and computes the same shares.
+//! A worker that hands a partition back deletes its lease after its last batch is acknowledged;
+//! when a worker dies its lease runs out. Either way the next holder claims what is still pending
+//! with XAUTOCLAIM (entries of a read that was cut short, or of a dead worker) and goes on in
+//! order. An entry is
 //! acknowledged (XACK, then XDEL) only after its batch is committed; a retried entry is
 //! deduplicated by its nonce. The queue's depth is the streams' length (XLEN): acknowledged
 //! entries are deleted.
 
 use super::{RedisServer, config, unavailable};
 use async_trait::async_trait;
-use parlor_domain::ports::{Consumer, Delivery, Queue};
+use parlor_domain::partition::partition_of;
+use parlor_domain::ports::{Consumer, Delivery, Membership, Queue};
 use parlor_domain::queue::Inbound;
 use parlor_domain::{Error, Result};
 use redis::Value;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 const GROUP: &str = "workers";
@@ -25,6 +30,25 @@ const BLOCK: Duration = Duration::from_millis(500);
 /// Renews the lease if we still hold it.
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+
+/// Takes the lease if it is free (or already ours): 1 when we hold it now.
+const TAKE: &str = "local v = redis.call('GET', KEYS[1]) \
+    if v == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+    if v then return 0 end \
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+
+/// Deletes the lease if we hold it.
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// Renews a worker's membership until one lease from now (server time, so clocks of the workers
+/// need not agree), forgets the members whose time ran out, and answers who is left.
+const BEAT: &str = "local t = redis.call('TIME') \
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) \
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) \
+    redis.call('PEXPIRE', KEYS[1], ARGV[2]) \
+    return redis.call('ZRANGE', KEYS[1], 0, -1)";
 
 /// The Redis Streams queue.
 #[derive(Clone, Debug)]
@@ -46,10 +70,8 @@ impl RedisQueue {
         self.server.key(&format!("inbound.{p}"))
     }
 
-    fn partition_of(&self, item: &Inbound) -> usize {
-        let mut h = DefaultHasher::new();
-        item.command.room_id().hash(&mut h);
-        (h.finish() % self.partitions as u64) as usize
+    fn lease_ms(&self) -> u64 {
+        self.lease.as_millis().max(1) as u64
     }
 }
 
@@ -59,7 +81,7 @@ impl Queue for RedisQueue {
         let body = serde_json::to_vec(&item).map_err(Error::internal)?;
         let mut conn = self.server.conn();
         redis::cmd("XADD")
-            .arg(self.stream(self.partition_of(&item)))
+            .arg(self.stream(partition_of(item.command.room_id(), self.partitions())))
             .arg("*")
             .arg("item")
             .arg(body)
@@ -73,23 +95,53 @@ impl Queue for RedisQueue {
         self.partitions
     }
 
-    async fn consumer(&self, partition: usize) -> Result<Box<dyn Consumer>> {
+    async fn join(&self, worker: &str) -> Result<Box<dyn Membership>> {
+        Ok(Box::new(RedisMembership {
+            conn: self.server.conn(),
+            key: self.server.key("workers"),
+            me: worker.to_owned(),
+            lease_ms: self.lease_ms(),
+        }))
+    }
+
+    async fn try_consumer(&self, partition: usize, worker: &str) -> Result<Option<Box<dyn Consumer>>> {
+        if partition >= self.partitions {
+            return Err(Error::internal(format!("there is no partition {partition}")));
+        }
+        let lease_key = self.server.key(&format!("lease.{partition}"));
+        let mut conn = self.server.conn();
+        let taken: i64 = redis::Script::new(TAKE)
+            .key(&lease_key)
+            .arg(worker)
+            .arg(self.lease_ms())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if taken != 1 {
+            return Ok(None);
+        }
         // Blocking reads get a connection of their own, with a response timeout past the block.
-        let conn = self
-            .server
-            .dedicated(config().set_response_timeout(Some(BLOCK + Duration::from_secs(5))))
-            .await?;
-        Ok(Box::new(RedisConsumer {
+        let dedicated =
+            self.server.dedicated(config().set_response_timeout(Some(BLOCK + Duration::from_secs(5)))).await;
+        let conn = match dedicated {
+            Ok(conn) => conn,
+            Err(e) => {
+                let _ = release(&mut self.server.conn(), &lease_key, worker).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(stream = %self.stream(partition), worker, "partition lease taken");
+        Ok(Some(Box::new(RedisConsumer {
             conn,
             stream: self.stream(partition),
-            lease_key: self.server.key(&format!("lease.{partition}")),
-            me: format!("worker-{}", uuid::Uuid::now_v7()),
+            lease_key,
+            me: worker.to_owned(),
             lease: self.lease,
-            held: false,
-            claiming: false,
+            // What an earlier holder read and did not acknowledge is pending: take it over first.
+            claiming: true,
             reading: false,
             group_ready: false,
-        }))
+        })))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -110,16 +162,46 @@ impl Queue for RedisQueue {
     }
 }
 
-/// The consumer of one partition.
+/// A worker's entry in `<prefix>:workers`.
+struct RedisMembership {
+    conn: ConnectionManager,
+    key: String,
+    me: String,
+    lease_ms: u64,
+}
+
+#[async_trait]
+impl Membership for RedisMembership {
+    async fn beat(&mut self) -> Result<Vec<String>> {
+        redis::Script::new(BEAT)
+            .key(&self.key)
+            .arg(&self.me)
+            .arg(self.lease_ms)
+            .invoke_async(&mut self.conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn leave(mut self: Box<Self>) {
+        let left = redis::cmd("ZREM").arg(&self.key).arg(&self.me).query_async::<i64>(&mut self.conn).await;
+        if let Err(e) = left {
+            tracing::warn!(error = %e, "redis queue: could not leave; the membership runs out instead");
+        }
+    }
+}
+
+async fn release(conn: &mut ConnectionManager, lease_key: &str, me: &str) -> redis::RedisResult<i64> {
+    redis::Script::new(RELEASE).key(lease_key).arg(me).invoke_async(conn).await
+}
+
+/// The consumer of one partition, while it holds the partition's lease.
 struct RedisConsumer {
     conn: ConnectionManager,
     stream: String,
     lease_key: String,
-    /// This consumer's name in the group, and the lease's value while it holds it.
+    /// The worker's id: its name in the group, and the lease's value.
     me: String,
     lease: Duration,
-    /// Whether this consumer holds the partition's lease.
-    held: bool,
     /// Whether entries of an earlier holder (or of a read of ours that was cancelled after the
     /// server answered) may still be pending.
     claiming: bool,
@@ -136,34 +218,15 @@ fn item_of(entry: &StreamId) -> Option<Inbound> {
 }
 
 impl RedisConsumer {
-    /// Takes or renews the lease; false if another worker holds it.
-    async fn lease(&mut self) -> redis::RedisResult<bool> {
-        let ms = self.lease.as_millis() as u64;
-        if self.held {
-            let renewed: i64 = redis::Script::new(RENEW)
-                .key(&self.lease_key)
-                .arg(&self.me)
-                .arg(ms)
-                .invoke_async(&mut self.conn)
-                .await?;
-            self.held = renewed == 1;
-        }
-        if !self.held {
-            let taken: Option<String> = redis::cmd("SET")
-                .arg(&self.lease_key)
-                .arg(&self.me)
-                .arg("NX")
-                .arg("PX")
-                .arg(ms)
-                .query_async(&mut self.conn)
-                .await?;
-            if taken.is_some() {
-                self.held = true;
-                self.claiming = true;
-                tracing::info!(stream = %self.stream, consumer = %self.me, "partition lease taken");
-            }
-        }
-        Ok(self.held)
+    /// Renews the lease; false if it ran out (and another worker may hold it now).
+    async fn renew(&mut self) -> redis::RedisResult<bool> {
+        let renewed: i64 = redis::Script::new(RENEW)
+            .key(&self.lease_key)
+            .arg(&self.me)
+            .arg(self.lease.as_millis().max(1) as u64)
+            .invoke_async(&mut self.conn)
+            .await?;
+        Ok(renewed == 1)
     }
 
     async fn ensure_group(&mut self) -> redis::RedisResult<()> {
@@ -250,15 +313,15 @@ impl Consumer for RedisConsumer {
             // The last read was cancelled; what it took is pending under our name.
             self.claiming = true;
         }
-        match self.lease().await {
+        match self.renew().await {
             Ok(true) => {}
             Ok(false) => {
-                tokio::time::sleep(self.lease / 4).await;
-                return Some(Vec::new());
+                tracing::info!(stream = %self.stream, worker = %self.me, "partition lease lost");
+                return None;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "redis queue: cannot take the lease; retrying");
-                self.held = false;
+                // Keep trying: if the lease runs out meanwhile, the next renewal says so.
+                tracing::warn!(error = %e, "redis queue: cannot renew the lease; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 return Some(Vec::new());
             }
@@ -286,5 +349,14 @@ impl Consumer for RedisConsumer {
             return Ok(());
         }
         self.acknowledge(tags).await.map_err(unavailable)
+    }
+
+    async fn release(mut self: Box<Self>) {
+        match release(&mut self.conn, &self.lease_key, &self.me).await {
+            Ok(_) => tracing::info!(stream = %self.stream, worker = %self.me, "partition lease released"),
+            Err(e) => {
+                tracing::warn!(error = %e, "redis queue: could not release a lease; it runs out instead")
+            }
+        }
     }
 }

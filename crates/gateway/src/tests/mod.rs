@@ -120,7 +120,11 @@ impl TestGateway {
 
     /// The queue's consumer, to play the worker.
     pub async fn worker(&self) -> Box<dyn Consumer> {
-        self.queue.consumer(0).await.expect("the partition's consumer")
+        self.queue
+            .try_consumer(0, "test worker")
+            .await
+            .expect("the partition's consumer")
+            .expect("the in-process queue has no other worker")
     }
 
     /// Publishes an outcome to this gateway, as the worker does.

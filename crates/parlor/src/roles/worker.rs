@@ -27,6 +27,7 @@ impl Worker {
                 reviewer,
                 batch_max: opts.batch_max.max(1),
                 notify_after: Some(opts.notify_after),
+                holdings: Default::default(),
             },
         }
     }
