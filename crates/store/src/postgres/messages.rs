@@ -3,17 +3,15 @@
 //! search (`tsvector`) is in `dialect`.
 
 use super::{PostgresStore, db_err};
-use crate::batch::{Access, BatchDb, NonceKey, OutboxJob};
+use crate::batch::{Access, NonceKey, OutboxJob};
 use crate::rows;
-use async_trait::async_trait;
 use parlor_domain::model::Message;
-use parlor_domain::{Error, MessageId, Result, RoomId, Timestamp, UserId};
+use parlor_domain::{Error, MessageId, Result, RoomId, UserId};
 use sqlx::{PgConnection, Row};
 
 crate::sql::messages::message_store!(PostgresStore, PgConnection, writer: pool, reader: pool, db_err: db_err);
 
-#[async_trait]
-impl BatchDb for PgConnection {
+crate::sql::messages::batch_db!(PgConnection, db_err: db_err, load: load, {
     async fn read_access(&mut self, pairs: &[(RoomId, UserId)]) -> Result<Vec<((RoomId, UserId), Access)>> {
         let rooms: Vec<&str> = pairs.iter().map(|(r, _)| r.as_str()).collect();
         let users: Vec<&str> = pairs.iter().map(|(_, u)| u.as_str()).collect();
@@ -51,16 +49,6 @@ impl BatchDb for PgConnection {
         .await
         .map_err(db_err)?;
         found.iter().map(rows::message).collect()
-    }
-
-    async fn reply_exists(&mut self, room_id: &RoomId, id: &MessageId) -> Result<bool> {
-        let found = sqlx::query("SELECT 1 FROM messages WHERE room_id = $1 AND id = $2")
-            .bind(room_id.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&mut *self)
-            .await
-            .map_err(db_err)?;
-        Ok(found.is_some())
     }
 
     async fn allocate_seqs(&mut self, counts: &[(RoomId, i64)]) -> Result<Vec<(RoomId, i64)>> {
@@ -146,39 +134,4 @@ impl BatchDb for PgConnection {
         Ok(())
     }
 
-    async fn load_message(&mut self, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>> {
-        load(&mut *self, room_id, id).await
-    }
-
-    async fn set_body(
-        &mut self,
-        id: &MessageId,
-        body: &str,
-        html: &str,
-        mentions: &str,
-        at: Timestamp,
-    ) -> Result<()> {
-        sqlx::query("UPDATE messages SET body = $1, html = $2, mentions = $3, edited_at = $4 WHERE id = $5")
-            .bind(body)
-            .bind(html)
-            .bind(mentions)
-            .bind(at.millis())
-            .bind(id.as_str())
-            .execute(&mut *self)
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn mark_deleted(&mut self, id: &MessageId, at: Timestamp) -> Result<()> {
-        sqlx::query(
-            "UPDATE messages SET body = '', html = '', mentions = '[]', deleted = TRUE, edited_at = $1 WHERE id = $2",
-        )
-        .bind(at.millis())
-        .bind(id.as_str())
-        .execute(&mut *self)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-}
+});

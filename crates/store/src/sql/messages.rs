@@ -148,3 +148,75 @@ macro_rules! message_store {
     };
 }
 pub(crate) use message_store;
+
+/// A driver's `impl BatchDb for <connection>`: its own statements (`own`, those whose dialects
+/// differ) and the ones both dialects write alike (a reply looked up, a message loaded, edited,
+/// emptied), given its error mapping and its message loader (`load`). One macro for the whole
+/// impl because `async_trait` must see every method of it at once.
+macro_rules! batch_db {
+    ($conn:ty, db_err: $db_err:path, load: $load:path, { $($own:tt)* }) => {
+        #[::async_trait::async_trait]
+        impl $crate::batch::BatchDb for $conn {
+        $($own)*
+        async fn reply_exists(
+            &mut self,
+            room_id: &::parlor_domain::RoomId,
+            id: &::parlor_domain::MessageId,
+        ) -> ::parlor_domain::Result<bool> {
+            let found = ::sqlx::query("SELECT 1 FROM messages WHERE room_id = $1 AND id = $2")
+                .bind(room_id.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&mut *self)
+                .await
+                .map_err($db_err)?;
+            Ok(found.is_some())
+        }
+
+        async fn load_message(
+            &mut self,
+            room_id: &::parlor_domain::RoomId,
+            id: &::parlor_domain::MessageId,
+        ) -> ::parlor_domain::Result<Option<::parlor_domain::model::Message>> {
+            $load(&mut *self, room_id, id).await
+        }
+
+        async fn set_body(
+            &mut self,
+            id: &::parlor_domain::MessageId,
+            body: &str,
+            html: &str,
+            mentions: &str,
+            at: ::parlor_domain::Timestamp,
+        ) -> ::parlor_domain::Result<()> {
+            ::sqlx::query("UPDATE messages SET body = $1, html = $2, mentions = $3, edited_at = $4 WHERE id = $5")
+                .bind(body)
+                .bind(html)
+                .bind(mentions)
+                .bind(at.millis())
+                .bind(id.as_str())
+                .execute(&mut *self)
+                .await
+                .map_err($db_err)?;
+            Ok(())
+        }
+
+        async fn mark_deleted(
+            &mut self,
+            id: &::parlor_domain::MessageId,
+            at: ::parlor_domain::Timestamp,
+        ) -> ::parlor_domain::Result<()> {
+            ::sqlx::query(
+                "UPDATE messages SET body = '', html = '', mentions = '[]', deleted = $1, edited_at = $2 WHERE id = $3",
+            )
+            .bind(true)
+            .bind(at.millis())
+            .bind(id.as_str())
+            .execute(&mut *self)
+            .await
+            .map_err($db_err)?;
+            Ok(())
+        }
+        }
+    };
+}
+pub(crate) use batch_db;

@@ -3,11 +3,10 @@
 //! (FTS5) is in `dialect`.
 
 use super::{SqliteStore, db_err};
-use crate::batch::{Access, BatchDb, NonceKey, OutboxJob};
+use crate::batch::{Access, NonceKey, OutboxJob};
 use crate::rows;
-use async_trait::async_trait;
 use parlor_domain::model::Message;
-use parlor_domain::{Error, MessageId, Result, RoomId, Timestamp, UserId};
+use parlor_domain::{Error, MessageId, Result, RoomId, UserId};
 use sqlx::{Row, SqliteConnection};
 
 crate::sql::messages::message_store!(SqliteStore, SqliteConnection, writer: writer, reader: reader, db_err: db_err);
@@ -17,8 +16,7 @@ const ROWS_PER_INSERT: usize = 500;
 /// Most keys or pairs looked up in one statement.
 const KEYS_PER_SELECT: usize = 300;
 
-#[async_trait]
-impl BatchDb for SqliteConnection {
+crate::sql::messages::batch_db!(SqliteConnection, db_err: db_err, load: load, {
     async fn read_access(&mut self, pairs: &[(RoomId, UserId)]) -> Result<Vec<((RoomId, UserId), Access)>> {
         let mut found = Vec::with_capacity(pairs.len());
         for chunk in pairs.chunks(KEYS_PER_SELECT) {
@@ -60,16 +58,6 @@ impl BatchDb for SqliteConnection {
             }
         }
         Ok(found)
-    }
-
-    async fn reply_exists(&mut self, room_id: &RoomId, id: &MessageId) -> Result<bool> {
-        let found = sqlx::query("SELECT 1 FROM messages WHERE room_id = ? AND id = ?")
-            .bind(room_id.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&mut *self)
-            .await
-            .map_err(db_err)?;
-        Ok(found.is_some())
     }
 
     async fn allocate_seqs(&mut self, counts: &[(RoomId, i64)]) -> Result<Vec<(RoomId, i64)>> {
@@ -162,39 +150,4 @@ impl BatchDb for SqliteConnection {
         Ok(())
     }
 
-    async fn load_message(&mut self, room_id: &RoomId, id: &MessageId) -> Result<Option<Message>> {
-        load(&mut *self, room_id, id).await
-    }
-
-    async fn set_body(
-        &mut self,
-        id: &MessageId,
-        body: &str,
-        html: &str,
-        mentions: &str,
-        at: Timestamp,
-    ) -> Result<()> {
-        sqlx::query("UPDATE messages SET body = ?, html = ?, mentions = ?, edited_at = ? WHERE id = ?")
-            .bind(body)
-            .bind(html)
-            .bind(mentions)
-            .bind(at.millis())
-            .bind(id.as_str())
-            .execute(&mut *self)
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn mark_deleted(&mut self, id: &MessageId, at: Timestamp) -> Result<()> {
-        sqlx::query(
-            "UPDATE messages SET body = '', html = '', mentions = '[]', deleted = 1, edited_at = ? WHERE id = ?",
-        )
-        .bind(at.millis())
-        .bind(id.as_str())
-        .execute(&mut *self)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-}
+});
