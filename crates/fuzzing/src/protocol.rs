@@ -55,8 +55,10 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 }
 
 /// A REST request body, parsed into every body type of the API as the gateway's `ApiJson`
-/// extractor does (an empty body reads as `{}`), then checked as the handlers check it. Nothing
-/// may panic.
+/// extractor does once it has found a JSON object (the extractor refuses an empty body and
+/// anything but an object with 400; an empty input stands for `{}` here, so the fuzzer still
+/// reaches the handlers' checks of every default), then checked as the handlers check it.
+/// Nothing may panic.
 pub fn rest_bodies(data: &[u8]) {
     if data.len() > MAX_PAYLOAD_BYTES {
         return;

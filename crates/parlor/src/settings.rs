@@ -231,8 +231,9 @@ pub struct BrokerArgs {
     /// and queue there is one, whatever this says: SQLite has a single writer.
     #[arg(long, env = "PARLOR_WORKER_PARTITIONS", default_value = "4")]
     pub worker_partitions: usize,
-    /// How long a worker's claim on a Redis partition lasts unrenewed: how soon a dead worker's
-    /// partitions move to another.
+    /// How long a worker's claim on a Redis partition lasts unrenewed, and how long a worker
+    /// unheard of stays in the workers' membership (Redis and RabbitMQ): how soon a dead worker's
+    /// partitions move to the others.
     #[arg(long, env = "PARLOR_PARTITION_LEASE", default_value = "5s", value_parser = duration)]
     pub partition_lease: Duration,
     /// How long a gateway's presence claims last unrenewed: how soon the users of a dead gateway
