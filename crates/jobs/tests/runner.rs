@@ -5,11 +5,8 @@
 
 use async_trait::async_trait;
 use parlor_domain::Timestamp;
-use parlor_domain::UserId;
-use parlor_domain::ports::{Claim, JobStore, Store};
+use parlor_domain::ports::Claim;
 use parlor_jobs::{Job, Policy, Runner, RunnerSettings, enqueue};
-use parlor_store::{PostgresOptions, PostgresStore, SqliteStore};
-use sqlx::Connection;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,72 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// A store under test, and what to drop when done.
-struct Fixture {
-    store: Arc<dyn Store>,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-impl Fixture {
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = SqliteStore::open(&dir.path().join("test.db")).await.expect("SQLite opens");
-        Self { store: Arc::new(store), _dir: Some(dir), pg: None }
-    }
-
-    async fn postgres() -> Self {
-        let admin = std::env::var("PARLOR_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {admin} ({e}); set PARLOR_TEST_POSTGRES_URL.")
-        });
-        let name = format!("parlor_test_{}", UserId::generate().to_string().replace('-', ""));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create a test database");
-        conn.close().await.ok();
-        let url = with_database(&admin, &name);
-        let store = PostgresStore::connect(&url, PostgresOptions { max_connections: 8, migrate: true })
-            .await
-            .expect("PostgreSQL store connects and migrates");
-        Self { store: Arc::new(store), _dir: None, pg: Some((admin, name)) }
-    }
-
-    fn jobs(&self) -> Arc<dyn JobStore> {
-        self.store.clone()
-    }
-}
-
-/// The test database is dropped even when the test panics.
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let Some((admin, name)) = self.pg.take() else { return };
-        // Drop runs inside the test's runtime; the cleanup gets a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-fn with_database(url: &str, db: &str) -> String {
-    match url.rfind('/') {
-        Some(i) if url[..i].contains("://") && url[i..].len() > 1 || url.ends_with('/') => {
-            let base = &url[..i];
-            let query = url[i..].find('?').map(|q| &url[i + q..]).unwrap_or("");
-            format!("{base}/{db}{query}")
-        }
-        _ => format!("{url}/{db}"),
-    }
-}
+use parlor_store::testing::TestStore as Fixture;
 
 /// When a group ran, and its payloads.
 type Run = (Instant, Vec<u32>);

@@ -9,7 +9,7 @@ use parlor_broker::LocalBus;
 use parlor_broker::rabbitmq::RabbitQueue;
 use parlor_broker::redis::{RedisQueue, RedisServer};
 use parlor_domain::model::Visibility;
-use parlor_domain::ports::{Bus, NewRoom, NewUser, Page, Queue, Reviewer, Store};
+use parlor_domain::ports::{Bus, NewRoom, Page, Queue, Reviewer, Store};
 use parlor_domain::queue::{Command, Inbound};
 use parlor_domain::{Error, RoomId, Timestamp, UserId};
 use parlor_moderation::{ModerationSettings, Moderator};
@@ -141,20 +141,7 @@ async fn wait_for_shares(workers: &[&Worker], each: usize, what: &str) {
     }
 }
 
-async fn user(store: &Arc<dyn Store>, name: &str) -> UserId {
-    let id = UserId::generate();
-    let user = NewUser {
-        id: id.clone(),
-        username: name.into(),
-        display_name: name.into(),
-        email: None,
-        password_hash: "h".into(),
-        phrase_hash: "p".into(),
-        created_at: Timestamp::now(),
-    };
-    store.create_user(user).await.expect("create a user");
-    id
-}
+use parlor_store::testing::user;
 
 async fn workers_share_the_partitions_and_hand_them_over(backend: Backend) {
     let prefix = format!("parlor-test-{}", uuid::Uuid::now_v7());

@@ -5,7 +5,7 @@
 use parlor_broker::{LocalBus, LocalQueue};
 use parlor_domain::bus::{BusEvent, Envelope, Topic};
 use parlor_domain::model::Visibility;
-use parlor_domain::ports::{Bus, NewRoom, NewUser, Page, Queue, Store, Subscriptions};
+use parlor_domain::ports::{Bus, NewRoom, Page, Queue, Store, Subscriptions};
 use parlor_domain::queue::{Command, Inbound, Outcome};
 use parlor_domain::{Error, MessageId, RejectReason, RoomId, Timestamp, UserId};
 use parlor_moderation::{ModerationSettings, Moderator};
@@ -36,22 +36,7 @@ struct Rig {
     _dir: tempfile::TempDir,
 }
 
-async fn user(store: &Arc<dyn Store>, name: &str) -> UserId {
-    let id = UserId::generate();
-    store
-        .create_user(NewUser {
-            id: id.clone(),
-            username: name.into(),
-            display_name: name.into(),
-            email: None,
-            password_hash: "h".into(),
-            phrase_hash: "p".into(),
-            created_at: Timestamp::now(),
-        })
-        .await
-        .expect("create a user");
-    id
-}
+use parlor_store::testing::user;
 
 impl Rig {
     /// Everything but the worker, which `start` runs: commands queued before it starts are
