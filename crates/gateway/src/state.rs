@@ -43,7 +43,12 @@ pub struct GatewaySettings {
     #[arg(long, env = "PARLOR_WS_AUTH_TIMEOUT", default_value = "10s", value_parser = parse::duration)]
     pub ws_auth_timeout: Duration,
     /// Frames queued for one WebSocket before it is closed as a slow consumer (code 1013).
-    #[arg(long = "ws-outbound-buffer", env = "PARLOR_WS_OUTBOUND_BUFFER", default_value = "4096")]
+    #[arg(
+        long = "ws-outbound-buffer",
+        value_name = "WS_OUTBOUND_BUFFER",
+        env = "PARLOR_WS_OUTBOUND_BUFFER",
+        default_value = "4096"
+    )]
     pub outbound_buffer: usize,
     /// Most WebSockets open at once.
     #[arg(long, env = "PARLOR_MAX_CONNECTIONS", default_value = "50000")]
