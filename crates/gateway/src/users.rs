@@ -2,7 +2,7 @@
 
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery, Auth};
-use crate::openapi::{InvalidRequest, NotFound, TooLarge, Unauthorized, Unprocessable};
+use crate::openapi::{InvalidRequest, NotFound, RateLimited, TooLarge, Unauthorized, Unprocessable};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -103,12 +103,14 @@ async fn update_me(
     Ok(Json(state.store.update_profile(&auth.user_id, patch).await?))
 }
 
-/// Changes the password; every other session ends.
+/// Changes the password; every other session ends. A wrong `current_password` counts as a failed
+/// login of the account (`--auth-failures`): a stolen access token cannot be used to guess the
+/// password, and past the limit both this and the login are 429 until the failures drain away.
 #[utoipa::path(
     post, path = "/users/me/password", tag = "users", security(("bearer" = [])), request_body = PasswordBody,
     responses(
         (status = 204, description = "changed"),
-        InvalidRequest, Unauthorized, Unprocessable
+        InvalidRequest, Unauthorized, Unprocessable, RateLimited
     )
 )]
 async fn change_password(
@@ -116,7 +118,15 @@ async fn change_password(
     Auth(auth): Auth,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> ApiResult<StatusCode> {
-    state.accounts.change_password(&auth, &body.current_password, &body.new_password).await?;
+    let user = state
+        .store
+        .user_by_id(&auth.user_id)
+        .await?
+        .ok_or_else(|| Error::Unauthorized("unknown user".into()))?;
+    let attempt = state.limits.logins.attempt(&user.user.username)?;
+    let outcome = state.accounts.change_password(&auth, &body.current_password, &body.new_password).await;
+    attempt.settle(&outcome);
+    outcome?;
     Ok(StatusCode::NO_CONTENT)
 }
 

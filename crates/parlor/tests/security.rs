@@ -353,3 +353,38 @@ async fn no_password_phrase_or_refresh_token_is_stored_in_the_clear_and_the_key_
         assert_eq!(mode & 0o777, 0o600, "the generated signing key is readable by its owner only");
     }
 }
+
+#[tokio::test]
+async fn wrong_current_passwords_count_as_failed_logins_of_the_account() {
+    let app = TestApp::spawn_with(&[("--auth-failures", "3"), ("--auth-failure-window", "1h")]).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let change = |token: String, current: String| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/api/v1/users/me/password",
+                Some(&token),
+                Some(json!({"current_password": current, "new_password": "a-brand-new-password"})),
+            )
+            .await
+        }
+    };
+
+    for _ in 0..3 {
+        let (status, body) = change(alice.token.clone(), "wrong-password".into()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    // Past the limit even the right password is refused, and so is a login of the account.
+    let right = change(alice.token.clone(), alice.password.clone()).await;
+    common::assert_error(right, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(
+        login(&app, "alice", &alice.password).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "shared with login"
+    );
+    // Other accounts are not locked.
+    let (status, _) = change(bob.token.clone(), bob.password.clone()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "bob changes his");
+}
