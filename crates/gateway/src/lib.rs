@@ -185,6 +185,21 @@ fn not_found_response() -> axum::response::Response {
     ApiError(Error::NotFound("no such route".into())).into_response()
 }
 
+/// A 404 that a nested service answered with no body (the docs page's asset server, for a file it
+/// does not have) gets the contract's JSON error like every other answer.
+async fn json_not_found(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(req).await;
+    if response.status() == axum::http::StatusCode::NOT_FOUND
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return not_found_response();
+    }
+    response
+}
+
 /// The header that carries a request's id, both ways.
 const REQUEST_ID: &str = "x-request-id";
 
@@ -245,6 +260,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
+        .layer(axum::middleware::from_fn(json_not_found))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
         .layer(cors(&state.settings.cors_origins))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))

@@ -321,6 +321,11 @@ async fn the_docs_page_is_served_with_every_asset_from_this_server() {
         .await
         .expect("answers");
     assert!(redirect.status().is_redirection());
+    // A file the page does not have is the contract's JSON 404, not an empty answer.
+    let missing = client.get(app.url("/api/docs/no-such-asset.js")).send().await.expect("answers");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let body: Value = missing.json().await.expect("a JSON body");
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
 }
 
 /// Runs a standard validator (the Python `openapi-spec-validator`, which client generators'
